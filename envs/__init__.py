@@ -1,0 +1,25 @@
+"""Data sets, task distributions over ω, and the Gymnasium environment."""
+
+from metacurriculum.envs.config import MetaCurriculumConfig
+from metacurriculum.envs.meta_env import REWARDS, MetaCurriculumEnv, action_for_omega
+from metacurriculum.envs.students import (
+    STUDENTS,
+    AnalyticStudent,
+    CurriculumStudent,
+    Measurement,
+    chance_loss,
+    make_student,
+)
+
+__all__ = [
+    "REWARDS",
+    "STUDENTS",
+    "AnalyticStudent",
+    "CurriculumStudent",
+    "MetaCurriculumConfig",
+    "MetaCurriculumEnv",
+    "Measurement",
+    "action_for_omega",
+    "chance_loss",
+    "make_student",
+]

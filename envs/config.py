@@ -1,0 +1,143 @@
+"""The one configuration of a meta-curriculum environment: task, student and episode settings.
+
+Every field can be overridden through ``gym.make(env_id, **overrides)``; an unknown
+name is an error that lists the close matches. Values are plain JSON types so that
+``env.spec.to_json()`` and the harness's ``config.json`` work.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MetaCurriculumConfig:
+    """Settings of a :class:`~metacurriculum.envs.MetaCurriculumEnv`.
+
+    Task distribution:
+        dataset: ``"omniglot"`` or ``"mnist"`` (ignored by the analytic student).
+        data_root: folder holding the data; ``None`` reads ``METACURRICULUM_DATA``.
+        download: fetch the data through torchvision when it is missing (needs internet).
+        n_max: the hardest task has this many classes; ω ranges over ``[1, n_max]``.
+        k_shot: support examples per class (the paper: 1).
+        q_query: query examples per class.
+        omega_noise: half-width of the per-task uniform perturbation of ω.
+
+    Student (see :class:`~metacurriculum.student.StudentConfig`):
+        student: the student behind the env: ``"maml"`` or ``"analytic"`` (a closed-form
+            fake with the same interface, for teacher development and tests).
+        hidden: convolution filters per block.
+        depth: convolution blocks.
+        inner_lr: inner-loop learning rate (Table I: 0.1).
+        meta_lr: Adam learning rate of the meta-update (Table I: 0.001).
+        inner_steps: inner-loop gradient steps (Table I: 5).
+        meta_batch: tasks per meta-step (Table I: 8).
+        first_order: first-order MAML instead of second-order.
+        batching: ``"auto"``, ``"loop"`` or ``"vmap"`` (see the student).
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+
+    Episode:
+        budget: meta-steps of one episode (one student training run).
+        update_rate: meta-steps per env step (Table I's teacher update rate: 4).
+        val_tasks: meta-validation tasks drawn at ω after each env step (observation).
+        target_tasks: fixed meta-validation tasks at ``n = n_max`` (reward).
+        history: validation losses kept in the observation.
+        omega_init: ω at the start of an episode.
+        action_type: ``"continuous"`` (``Box(-1, 1)``) or ``"discrete"`` (down, stay, up).
+        omega_step: how far one discrete action moves ω.
+        reward: the reward's name (see ``metacurriculum.envs.REWARDS``).
+        divergence_penalty: reward of the step on which the student diverged.
+    """
+
+    dataset: str = "omniglot"
+    data_root: str | None = None
+    download: bool = False
+    n_max: int = 20
+    k_shot: int = 1
+    q_query: int = 15
+    omega_noise: float = 0.5
+
+    student: str = "maml"
+    hidden: int = 64
+    depth: int = 4
+    inner_lr: float = 0.1
+    meta_lr: float = 0.001
+    inner_steps: int = 5
+    meta_batch: int = 8
+    first_order: bool = False
+    batching: str = "auto"
+    device: str = "auto"
+
+    budget: int = 1000
+    update_rate: int = 4
+    val_tasks: int = 8
+    target_tasks: int = 16
+    history: int = 8
+    omega_init: float = 1.0
+    action_type: str = "continuous"
+    omega_step: float = 1.0
+    reward: str = "target"
+    divergence_penalty: float = -1.0
+
+    def __post_init__(self) -> None:
+        positive = (
+            "n_max",
+            "k_shot",
+            "q_query",
+            "inner_steps",
+            "meta_batch",
+            "budget",
+            "update_rate",
+            "val_tasks",
+            "target_tasks",
+            "history",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r} must be an integer >= 1.")
+        if self.budget < self.update_rate:
+            raise ValueError(
+                f"budget={self.budget} meta-steps is less than one env step "
+                f"(update_rate={self.update_rate}); raise budget or lower update_rate."
+            )
+        if not 1.0 <= self.omega_init <= self.n_max:
+            raise ValueError(f"omega_init={self.omega_init} must lie in [1, n_max={self.n_max}].")
+        if self.action_type not in ("continuous", "discrete"):
+            raise ValueError(
+                f"action_type={self.action_type!r} is not one of 'continuous', 'discrete'."
+            )
+        for name in ("omega_noise", "omega_step", "inner_lr", "meta_lr"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}={value!r} must be a finite number >= 0.")
+
+    @property
+    def episode_steps(self) -> int:
+        """Env steps in one episode: the budget divided by the update rate."""
+        return self.budget // self.update_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_overrides(
+        cls, base: MetaCurriculumConfig | None = None, **overrides: Any
+    ) -> MetaCurriculumConfig:
+        """``base`` (or the defaults) with ``overrides`` applied; unknown names are errors."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            hints = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, known, n=1)
+                hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise TypeError(
+                f"unknown setting(s) {', '.join(hints)} for MetaCurriculumEnv; valid settings: "
+                f"{', '.join(sorted(known))}."
+            )
+        return replace(base or cls(), **overrides)

@@ -1,0 +1,275 @@
+"""The student as a Gymnasium environment: the action moves ω, the student trains at ω."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from metacurriculum.envs.config import MetaCurriculumConfig
+from metacurriculum.envs.students import CurriculumStudent, Measurement, make_student
+
+#: Upper bound of the normalised losses in the observation (5x the chance-level loss).
+LOSS_CLIP = 5.0
+
+
+def reward_target(prev: dict[str, Measurement], now: dict[str, Measurement]) -> float:
+    """Decrease of the normalised post-adaptation loss on the fixed hardest tasks."""
+    return prev["target"].normalized_loss - now["target"].normalized_loss
+
+
+def reward_progress(prev: dict[str, Measurement], now: dict[str, Measurement]) -> float:
+    """Decrease of the normalised validation loss at the current ω (learning progress)."""
+    return prev["val"].normalized_loss - now["val"].normalized_loss
+
+
+def reward_target_accuracy(prev: dict[str, Measurement], now: dict[str, Measurement]) -> float:
+    """Increase of the post-adaptation accuracy on the fixed hardest tasks."""
+    return now["target"].accuracy - prev["target"].accuracy
+
+
+#: Rewards by name; each maps the measurements before and after a step to a float.
+REWARDS: dict[str, Callable[[dict[str, Measurement], dict[str, Measurement]], float]] = {
+    "target": reward_target,
+    "progress": reward_progress,
+    "target_accuracy": reward_target_accuracy,
+}
+
+
+class MetaCurriculumEnv(gym.Env):
+    """A meta-learning student whose task distribution is steered by the agent (the teacher).
+
+    One episode is one training run of a fresh student (``budget`` meta-steps). Each
+    step applies the action to ω (the number of classes of the tasks, continuous in
+    ``[1, n_max]``), runs ``update_rate`` meta-steps on tasks drawn at ω (the paper's
+    teacher update rate), then measures the student after adaptation on fresh
+    meta-validation tasks at ω and on a fixed set of meta-validation tasks of the
+    hardest distribution (``n = n_max``), drawn at reset from held-out training-split
+    classes (never the test classes).
+
+    ## Action space
+
+    ``action_type="continuous"`` (default): ``Box(-1, 1, (1,), float32)``, the change of ω
+    in units of its range: ``ω <- clip(ω + a * (n_max - 1), 1, n_max)``, so one action
+    reaches any ω. Actions outside ``[-1, 1]`` are clipped; NaN is an error.
+
+    ``action_type="discrete"``: ``Discrete(3)``:
+
+    | action | meaning                   |
+    |--------|---------------------------|
+    | 0      | ω <- ω - ``omega_step``   |
+    | 1      | keep ω                    |
+    | 2      | ω <- ω + ``omega_step``   |
+
+    ## Observation space
+
+    ``Box(0, high, (history + 2,), float32)``; normalised losses are divided by the
+    chance level ``log n`` (``log 2`` for one-way tasks), so that different n compare.
+
+    | index          | observation                                             | min | max |
+    |----------------|---------------------------------------------------------|-----|-----|
+    | 0 .. H-1       | normalised validation loss at ω, oldest first (H = ``history``; padded with the first value at reset) | 0 | 5 |
+    | H              | ω normalised: ``(ω - 1) / (n_max - 1)``                  | 0   | 1   |
+    | H + 1          | elapsed fraction of the budget: ``meta_step / budget``   | 0   | 1   |
+
+    ## Rewards
+
+    Selected by ``reward=`` (see :data:`REWARDS`):
+
+    - ``"target"`` (default): the decrease of the normalised post-adaptation loss on the
+      fixed hardest tasks. Summed over an episode it telescopes to the total improvement,
+      so the return is highest for the teacher that leaves the best student on the
+      hardest tasks.
+    - ``"progress"``: the decrease of the normalised validation loss at the current ω
+      (learning progress; a teacher can earn it by moving to easier tasks).
+    - ``"target_accuracy"``: the increase of post-adaptation accuracy on the hardest tasks.
+
+    ## Episode end
+
+    Truncation when the budget of meta-steps is spent (also the registered
+    ``max_episode_steps``). Termination when the student diverges (a NaN or infinite
+    loss): ``info["diverged"]`` is True and the reward is ``divergence_penalty``; the
+    env never raises for a diverged student.
+
+    ## Info
+
+    ``omega``, ``omega_min``, ``omega_max``, ``omega_step``, ``n_way`` (n of each task
+    trained on this step), ``train_loss``, ``val_loss``, ``val_accuracy``,
+    ``val_loss_normalized``, ``target_loss``, ``target_accuracy``,
+    ``target_loss_normalized``, ``meta_step``, ``budget``, ``diverged``.
+
+    ## Arguments
+
+    Every field of :class:`~metacurriculum.envs.MetaCurriculumConfig`, as keyword
+    arguments (also through ``gym.make(id, **kwargs)``), or a whole ``config``.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012 - Gymnasium convention
+
+    def __init__(
+        self,
+        config: MetaCurriculumConfig | None = None,
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.config = MetaCurriculumConfig.from_overrides(config, **overrides)
+        if self.config.reward not in REWARDS:
+            raise ValueError(
+                f"reward={self.config.reward!r} is unknown; choose one of {sorted(REWARDS)}."
+            )
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode={render_mode!r} is not supported; use None or 'ansi'.")
+        self.render_mode = render_mode
+        n_max, history = self.config.n_max, self.config.history
+        self.omega_min, self.omega_max = 1.0, float(n_max)
+        if self.config.action_type == "continuous":
+            self.action_space: spaces.Space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        else:
+            self.action_space = spaces.Discrete(3)
+        high = np.concatenate([np.full(history, LOSS_CLIP), [1.0, 1.0]]).astype(np.float32)
+        self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+        self.student: CurriculumStudent | None = None
+        self.omega = self.config.omega_init
+        self.meta_step = 0
+        self._losses: deque[float] = deque(maxlen=history)
+        self._last: dict[str, Measurement] = {}
+
+    # -- Gymnasium API -------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start a fresh student; every random stream derives from the env's generator.
+
+        ``options={"omega": w}`` starts the episode at ω = w instead of ``omega_init``.
+        """
+        super().reset(seed=seed)
+        self._check_time_limit()
+        options = options or {}
+        self.omega = float(
+            np.clip(options.get("omega", self.config.omega_init), self.omega_min, self.omega_max)
+        )
+        student_seed = int(self.np_random.integers(2**63 - 1))
+        self.student = make_student(self.config, student_seed)
+        self.meta_step = 0
+        self._last = {
+            "val": self.student.validate(self.omega),
+            "target": self.student.evaluate_target(),
+        }
+        self._losses.clear()
+        self._losses.extend(
+            [self._clipped(self._last["val"].normalized_loss)] * self.config.history
+        )
+        return self._observation(), self._info({"loss": float("nan"), "n_way": []}, diverged=False)
+
+    def step(self, action):
+        if self.student is None:
+            raise RuntimeError("call reset() before step().")
+        self.omega = self._apply(action)
+        train = self.student.train(self.omega, self.config.update_rate)
+        self.meta_step += self.config.update_rate
+        now = {"val": self.student.validate(self.omega), "target": self.student.evaluate_target()}
+        diverged = not (math.isfinite(train["loss"]) and now["val"].finite and now["target"].finite)
+        if diverged:
+            reward = self.config.divergence_penalty
+        else:
+            reward = float(REWARDS[self.config.reward](self._last, now))
+            self._last = now
+            self._losses.append(self._clipped(now["val"].normalized_loss))
+        truncated = self.meta_step + self.config.update_rate > self.config.budget
+        info = self._info(train, diverged=diverged, measured=now)
+        return self._observation(), reward, diverged, truncated and not diverged, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        last = self._last.get("val")
+        loss = "n/a" if last is None else f"{last.normalized_loss:.3f}"
+        return f"meta-step {self.meta_step}/{self.config.budget}  omega {self.omega:.2f}  val loss/chance {loss}"
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _apply(self, action) -> float:
+        if self.config.action_type == "discrete":
+            a = int(np.asarray(action).reshape(()))
+            if a not in (0, 1, 2):
+                raise ValueError(
+                    f"discrete action must be 0 (down), 1 (stay) or 2 (up), got {action!r}."
+                )
+            delta = (a - 1) * self.config.omega_step
+        else:
+            a = np.asarray(action, dtype=np.float64).reshape(-1)
+            if a.size != 1:
+                raise ValueError(
+                    f"continuous action must hold one value, got shape {np.shape(action)}."
+                )
+            if not np.isfinite(a[0]):
+                raise ValueError(
+                    f"action {action!r} is not finite; a teacher must output a number in [-1, 1]."
+                )
+            delta = float(np.clip(a[0], -1.0, 1.0)) * (self.omega_max - self.omega_min)
+        return float(np.clip(self.omega + delta, self.omega_min, self.omega_max))
+
+    def _clipped(self, value: float) -> float:
+        return float(np.clip(value, 0.0, LOSS_CLIP))
+
+    def _observation(self) -> np.ndarray:
+        omega = (self.omega - self.omega_min) / max(self.omega_max - self.omega_min, 1e-12)
+        progress = min(self.meta_step / self.config.budget, 1.0)
+        return np.array([*self._losses, omega, progress], dtype=np.float32)
+
+    def _info(
+        self, train: dict[str, Any], diverged: bool, measured: dict[str, Measurement] | None = None
+    ) -> dict[str, Any]:
+        val, target = (measured or self._last)["val"], (measured or self._last)["target"]
+        return {
+            "omega": self.omega,
+            "omega_min": self.omega_min,
+            "omega_max": self.omega_max,
+            "omega_step": self.config.omega_step,
+            "n_way": list(train["n_way"]),
+            "train_loss": float(train["loss"]),
+            "val_loss": val.loss,
+            "val_accuracy": val.accuracy,
+            "val_loss_normalized": val.normalized_loss,
+            "target_loss": target.loss,
+            "target_accuracy": target.accuracy,
+            "target_loss_normalized": target.normalized_loss,
+            "meta_step": self.meta_step,
+            "budget": self.config.budget,
+            "diverged": diverged,
+        }
+
+    def _check_time_limit(self) -> None:
+        limit = self.spec.max_episode_steps if self.spec is not None else None
+        if limit is not None and limit != self.config.episode_steps:
+            warnings.warn(
+                f"max_episode_steps={limit} differs from budget/update_rate="
+                f"{self.config.episode_steps}; pass max_episode_steps={self.config.episode_steps} "
+                "to gym.make together with budget or update_rate.",
+                stacklevel=3,
+            )
+
+
+def action_for_omega(
+    target: float, info: dict[str, Any], action_space: spaces.Space
+) -> np.ndarray | int:
+    """The action that moves ω from ``info["omega"]`` towards ``target``.
+
+    For the continuous action space this reaches ``target`` exactly (clipped to the ω
+    range); for the discrete one it is one ``omega_step`` towards it, or "stay" when
+    ``target`` is within half a step. Teachers that pick an ω rather than a change use it.
+    """
+    omega, low, high = info["omega"], info["omega_min"], info["omega_max"]
+    target = float(np.clip(target, low, high))
+    if isinstance(action_space, spaces.Discrete):
+        step = info.get("omega_step", 1.0)
+        if abs(target - omega) < step / 2:
+            return 1
+        return 2 if target > omega else 0
+    delta = (target - omega) / max(high - low, 1e-12)
+    return np.array([np.clip(delta, -1.0, 1.0)], dtype=np.float32)

@@ -1,0 +1,158 @@
+"""The students an environment can train: the MAML meta-learner, and an analytic fake.
+
+Both satisfy :class:`CurriculumStudent`, the only thing the environment knows of a
+student: train at ω for some meta-steps, measure at ω, measure on the fixed target
+tasks. The analytic student answers in microseconds from a closed-form learning
+model, so teachers can be developed and tested without training a network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from metacurriculum.envs.config import MetaCurriculumConfig
+
+
+def chance_loss(n_way: int) -> float:
+    """The cross-entropy of guessing among ``n_way`` classes, ``log n`` (``log 2`` for n = 1).
+
+    A one-way task has zero loss whatever the student does; dividing by ``log 2``
+    there keeps normalised losses finite.
+    """
+    return math.log(max(int(n_way), 2))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Post-adaptation performance of the student on a set of tasks.
+
+    Attributes:
+        loss: mean query cross-entropy after adaptation.
+        accuracy: mean query accuracy after adaptation.
+        normalized_loss: mean over tasks of ``loss_i / chance_loss(n_i)``, comparable across n.
+        n_way: the number of classes of each task.
+    """
+
+    loss: float
+    accuracy: float
+    normalized_loss: float
+    n_way: tuple[int, ...]
+
+    @property
+    def finite(self) -> bool:
+        """False when the student diverged (NaN or infinite loss)."""
+        return math.isfinite(self.loss) and math.isfinite(self.normalized_loss)
+
+
+class CurriculumStudent(Protocol):
+    """What the environment needs of a student."""
+
+    def train(self, omega: float, meta_steps: int) -> dict[str, Any]:
+        """Run ``meta_steps`` meta-training steps on tasks drawn at ``omega``.
+
+        Returns:
+            ``{"loss": mean query loss, "accuracy": ..., "n_way": [n of each task]}``.
+        """
+        ...
+
+    def validate(self, omega: float) -> Measurement:
+        """Measure on fresh meta-validation tasks drawn at ``omega``."""
+        ...
+
+    def evaluate_target(self) -> Measurement:
+        """Measure on the fixed meta-validation tasks of the hardest distribution."""
+        ...
+
+
+class AnalyticStudent:
+    """A closed-form student: a skill level that grows fastest just beyond itself.
+
+    The student has a skill ``s`` (in classes), starting at 1. A meta-step on a task
+    with ``n`` classes raises it by ``rate * (floor + exp(-(n - s - 1)^2 / (2 w^2)))``:
+    tasks one class beyond the skill teach most, much harder or easier ones little.
+    The normalised loss on an ``n``-way task is ``sigmoid((n - s) / tau)``, plus
+    Gaussian measurement noise. A teacher that keeps ω just ahead of the skill therefore
+    leaves a better student on the hardest tasks than training on them from the start,
+    which is the paper's premise, in a form whose answers are known.
+
+    Args:
+        config: the env's settings (n_max, budget, meta_batch, omega_noise, ...).
+        seed: seeds the noise and the per-task perturbation of ω.
+        noise: standard deviation of the measurement noise on normalised losses.
+    """
+
+    floor = 0.05
+
+    def __init__(self, config: MetaCurriculumConfig, seed: int, noise: float = 0.01) -> None:
+        self.config = config
+        self.rng = np.random.default_rng(seed)
+        self.noise = noise
+        self.skill = 1.0
+        span = max(config.n_max - 1, 1)
+        # An ideal curriculum reaches the top in about 60% of the budget.
+        self.rate = span / (0.6 * config.budget)
+        self.width = max(0.15 * config.n_max, 0.75)
+        self.tau = max(0.1 * config.n_max, 0.5)
+
+    def _n_way(self, omega: float, tasks: int) -> np.ndarray:
+        u = self.rng.uniform(-self.config.omega_noise, self.config.omega_noise, size=tasks)
+        return np.clip(np.round(omega + u), 1, self.config.n_max).astype(int)
+
+    def normalized_loss(self, n_way: np.ndarray) -> np.ndarray:
+        """The noiseless normalised loss on tasks of ``n_way`` classes at the current skill."""
+        return 1.0 / (1.0 + np.exp(-(np.asarray(n_way, dtype=float) - self.skill) / self.tau))
+
+    def _measure(self, n_way: np.ndarray) -> Measurement:
+        norm = self.normalized_loss(n_way) + self.noise * self.rng.standard_normal(n_way.shape)
+        norm = np.clip(norm, 0.0, None)
+        chance = np.array([chance_loss(n) for n in n_way])
+        accuracy = 1.0 - np.clip(norm, 0.0, 1.0) * (1.0 - 1.0 / n_way)
+        return Measurement(
+            loss=float(np.mean(norm * chance)),
+            accuracy=float(np.mean(accuracy)),
+            normalized_loss=float(np.mean(norm)),
+            n_way=tuple(int(n) for n in n_way),
+        )
+
+    def train(self, omega: float, meta_steps: int) -> dict[str, Any]:
+        losses, all_n = [], []
+        for _ in range(meta_steps):
+            n_way = self._n_way(omega, self.config.meta_batch)
+            gain = self.floor + np.exp(-((n_way - self.skill - 1.0) ** 2) / (2 * self.width**2))
+            self.skill = min(
+                self.skill + self.rate * float(np.mean(gain)), float(self.config.n_max) + 2
+            )
+            losses.append(float(np.mean(self.normalized_loss(n_way))))
+            all_n.extend(int(n) for n in n_way)
+        return {"loss": float(np.mean(losses)), "accuracy": float("nan"), "n_way": all_n}
+
+    def validate(self, omega: float) -> Measurement:
+        return self._measure(self._n_way(omega, self.config.val_tasks))
+
+    def evaluate_target(self) -> Measurement:
+        return self._measure(np.full(self.config.target_tasks, self.config.n_max))
+
+
+STUDENTS: dict[str, Callable[[MetaCurriculumConfig, int], CurriculumStudent]] = {
+    "analytic": AnalyticStudent,
+}
+
+
+def make_student(config: MetaCurriculumConfig, seed: int) -> CurriculumStudent:
+    """Build the student named by ``config.student``, seeded with ``seed``."""
+    if config.student == "maml" and "maml" not in STUDENTS:
+        from metacurriculum.envs.maml_student import MAMLStudent  # torch only when needed
+
+        STUDENTS["maml"] = MAMLStudent
+    try:
+        factory = STUDENTS[config.student]
+    except KeyError:
+        raise ValueError(
+            f"student={config.student!r} is unknown; choose one of {sorted({*STUDENTS, 'maml'})}."
+        ) from None
+    return factory(config, seed)

@@ -1,0 +1,54 @@
+"""Registration of the Gymnasium environments; runs when ``metacurriculum`` is imported.
+
+Entry points are strings, so registering imports neither torch nor the env module;
+it is idempotent, so importing twice (or in subprocess workers) is safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+ENTRY_POINT = "metacurriculum.envs.meta_env:MetaCurriculumEnv"
+
+#: id -> (settings, budget / update_rate). Settings are MetaCurriculumConfig overrides.
+ENV_SPECS: dict[str, dict[str, Any]] = {
+    # The paper's MNIST experiment: 10 relabelled digits, 2000 meta-steps.
+    "MetaCurriculum-MNIST-v0": {"dataset": "mnist", "n_max": 10, "budget": 2000},
+    # The paper's Omniglot experiments: 1000 meta-steps, 1-shot.
+    "MetaCurriculum-Omniglot5-v0": {"dataset": "omniglot", "n_max": 5, "budget": 1000},
+    "MetaCurriculum-Omniglot20-v0": {"dataset": "omniglot", "n_max": 20, "budget": 1000},
+    # Real Omniglot data, a tiny network and budget: seconds per episode on a CPU.
+    "MetaCurriculum-Tiny-v0": {
+        "dataset": "omniglot",
+        "n_max": 5,
+        "hidden": 8,
+        "depth": 2,
+        "q_query": 2,
+        "meta_batch": 2,
+        "inner_steps": 1,
+        "budget": 16,
+        "update_rate": 2,
+        "val_tasks": 2,
+        "target_tasks": 2,
+        "history": 4,
+        "device": "cpu",
+    },
+    # The closed-form student: microseconds per step, for developing teachers.
+    "MetaCurriculum-Analytic-v0": {"student": "analytic", "n_max": 20, "budget": 1000},
+}
+
+
+def register_envs() -> None:
+    """Register every id of :data:`ENV_SPECS` that is not registered yet."""
+    for env_id, settings in ENV_SPECS.items():
+        if env_id in gym.registry:
+            continue
+        update_rate = settings.get("update_rate", 4)
+        gym.register(
+            id=env_id,
+            entry_point=ENTRY_POINT,
+            kwargs=dict(settings),
+            max_episode_steps=settings["budget"] // update_rate,
+        )

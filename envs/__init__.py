@@ -4,6 +4,7 @@ from metacurriculum.envs.config import MetaCurriculumConfig
 from metacurriculum.envs.meta_env import REWARDS, MetaCurriculumEnv, action_for_omega
 from metacurriculum.envs.students import (
     STUDENTS,
+    AdaptationCurves,
     AnalyticStudent,
     CurriculumStudent,
     Measurement,
@@ -14,11 +15,12 @@ from metacurriculum.envs.students import (
 __all__ = [
     "REWARDS",
     "STUDENTS",
+    "AdaptationCurves",
     "AnalyticStudent",
     "CurriculumStudent",
+    "Measurement",
     "MetaCurriculumConfig",
     "MetaCurriculumEnv",
-    "Measurement",
     "action_for_omega",
     "chance_loss",
     "make_student",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +12,12 @@ import numpy as np
 from gymnasium import spaces
 
 from metacurriculum.envs.config import MetaCurriculumConfig
-from metacurriculum.envs.students import CurriculumStudent, Measurement, make_student
+from metacurriculum.envs.students import (
+    AdaptationCurves,
+    CurriculumStudent,
+    Measurement,
+    make_student,
+)
 
 #: Upper bound of the normalised losses in the observation (5x the chance-level loss).
 LOSS_CLIP = 5.0
@@ -92,8 +96,10 @@ class MetaCurriculumEnv(gym.Env):
 
     ## Episode end
 
-    Truncation when the budget of meta-steps is spent (also the registered
-    ``max_episode_steps``). Termination when the student diverges (a NaN or infinite
+    Truncation when the budget of meta-steps is spent, by the env itself and by the
+    registered ``max_episode_steps`` (``budget // update_rate``). When overriding
+    ``budget`` or ``update_rate`` through ``gym.make``, pass the matching
+    ``max_episode_steps`` too (the time limit is fixed at registration). Termination when the student diverges (a NaN or infinite
     loss): ``info["diverged"]`` is True and the reward is ``divergence_penalty``; the
     env never raises for a diverged student.
 
@@ -148,7 +154,6 @@ class MetaCurriculumEnv(gym.Env):
         ``options={"omega": w}`` starts the episode at ω = w instead of ``omega_init``.
         """
         super().reset(seed=seed)
-        self._check_time_limit()
         options = options or {}
         self.omega = float(
             np.clip(options.get("omega", self.config.omega_init), self.omega_min, self.omega_max)
@@ -167,12 +172,11 @@ class MetaCurriculumEnv(gym.Env):
         return self._observation(), self._info({"loss": float("nan"), "n_way": []}, diverged=False)
 
     def step(self, action):
-        if self.student is None:
-            raise RuntimeError("call reset() before step().")
+        student = self._require_student()
         self.omega = self._apply(action)
-        train = self.student.train(self.omega, self.config.update_rate)
+        train = student.train(self.omega, self.config.update_rate)
         self.meta_step += self.config.update_rate
-        now = {"val": self.student.validate(self.omega), "target": self.student.evaluate_target()}
+        now = {"val": student.validate(self.omega), "target": student.evaluate_target()}
         diverged = not (math.isfinite(train["loss"]) and now["val"].finite and now["target"].finite)
         if diverged:
             reward = self.config.divergence_penalty
@@ -183,6 +187,23 @@ class MetaCurriculumEnv(gym.Env):
         truncated = self.meta_step + self.config.update_rate > self.config.budget
         info = self._info(train, diverged=diverged, measured=now)
         return self._observation(), reward, diverged, truncated and not diverged, info
+
+    def evaluate_test(self, num_tasks: int = 200, seed: int = 0) -> AdaptationCurves:
+        """The final evaluation: adapt the current student to unseen tasks of the hardest
+        distribution, drawn from held-out classes (Omniglot's evaluation alphabets,
+        MNIST's held-out images), and report loss and accuracy before adaptation and
+        after each inner step. The same ``seed`` gives the same tasks for every teacher.
+        """
+        return self._require_student().evaluate_test(num_tasks, seed)
+
+    def save_student(self, path: str) -> None:
+        """Write the current student's state to ``path`` (atomically)."""
+        self._require_student().save(path)
+
+    def _require_student(self) -> CurriculumStudent:
+        if self.student is None:
+            raise RuntimeError("call reset() first: the env has no student yet.")
+        return self.student
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -243,16 +264,6 @@ class MetaCurriculumEnv(gym.Env):
             "budget": self.config.budget,
             "diverged": diverged,
         }
-
-    def _check_time_limit(self) -> None:
-        limit = self.spec.max_episode_steps if self.spec is not None else None
-        if limit is not None and limit != self.config.episode_steps:
-            warnings.warn(
-                f"max_episode_steps={limit} differs from budget/update_rate="
-                f"{self.config.episode_steps}; pass max_episode_steps={self.config.episode_steps} "
-                "to gym.make together with budget or update_rate.",
-                stacklevel=3,
-            )
 
 
 def action_for_omega(

@@ -8,7 +8,9 @@ model, so teachers can be developed and tested without training a network.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -49,6 +51,21 @@ class Measurement:
         return math.isfinite(self.loss) and math.isfinite(self.normalized_loss)
 
 
+@dataclass(frozen=True)
+class AdaptationCurves:
+    """Loss and accuracy on unseen tasks before adaptation and after every inner step.
+
+    Attributes:
+        loss: ``[tasks, inner_steps + 1]`` query cross-entropy; column 0 is before adaptation.
+        accuracy: ``[tasks, inner_steps + 1]`` query accuracy.
+        n_way: ``[tasks]`` the number of classes of each task.
+    """
+
+    loss: np.ndarray
+    accuracy: np.ndarray
+    n_way: np.ndarray
+
+
 class CurriculumStudent(Protocol):
     """What the environment needs of a student."""
 
@@ -66,6 +83,18 @@ class CurriculumStudent(Protocol):
 
     def evaluate_target(self) -> Measurement:
         """Measure on the fixed meta-validation tasks of the hardest distribution."""
+        ...
+
+    def evaluate_test(self, num_tasks: int, seed: int) -> AdaptationCurves:
+        """Adapt to ``num_tasks`` unseen tasks of the hardest distribution (test classes).
+
+        The tasks depend only on ``seed`` (and the device), so every teacher and every
+        training seed is measured on the same tasks.
+        """
+        ...
+
+    def save(self, path: str) -> None:
+        """Write the student's state (parameters, optimiser, settings) to ``path``."""
         ...
 
 
@@ -136,6 +165,27 @@ class AnalyticStudent:
 
     def evaluate_target(self) -> Measurement:
         return self._measure(np.full(self.config.target_tasks, self.config.n_max))
+
+    def evaluate_test(self, num_tasks: int, seed: int) -> AdaptationCurves:
+        rng = np.random.default_rng(seed)
+        n = self.config.n_max
+        final = self.normalized_loss(np.full(num_tasks, n)) + self.noise * rng.standard_normal(
+            num_tasks
+        )
+        steps = np.arange(self.config.inner_steps + 1)
+        # Before adaptation the labels are a random permutation: chance. Each inner step
+        # halves the remaining gap to the student's final loss.
+        norm = final[:, None] + (1.0 - final[:, None]) * 0.5 ** steps[None, :]
+        norm = np.clip(norm, 0.0, None)
+        accuracy = 1.0 - np.clip(norm, 0.0, 1.0) * (1.0 - 1.0 / n)
+        return AdaptationCurves(norm * chance_loss(n), accuracy, np.full(num_tasks, n))
+
+    def save(self, path: str) -> None:
+        state = {"skill": self.skill, "config": self.config.to_dict()}
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.replace(tmp, path)
 
 
 STUDENTS: dict[str, Callable[[MetaCurriculumConfig, int], CurriculumStudent]] = {

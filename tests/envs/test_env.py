@@ -1,0 +1,181 @@
+"""The Gymnasium environment: registration, checkers, determinism, actions, rewards."""
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+
+import metacurriculum
+from metacurriculum.envs import MetaCurriculumEnv, action_for_omega
+
+#: Small overrides that make every registered id cheap (MAML ids: a tiny net and budget).
+TINY = {
+    "hidden": 4,
+    "depth": 2,
+    "meta_batch": 2,
+    "q_query": 1,
+    "inner_steps": 1,
+    "update_rate": 1,
+    "budget": 12,
+    "val_tasks": 2,
+    "target_tasks": 2,
+    "device": "cpu",
+    "max_episode_steps": 12,
+}
+ENV_IDS = sorted(metacurriculum.ENV_SPECS)
+
+
+def make_tiny(env_id: str, **kwargs) -> gym.Env:
+    return gym.make(env_id, **{**TINY, **kwargs})
+
+
+def rollout(env: gym.Env, seed: int, actions) -> list:
+    obs, info = env.reset(seed=seed)
+    trace = [obs]
+    for a in actions:
+        obs, reward, terminated, truncated, info = env.step(a)
+        trace.extend([obs, reward, info["omega"], info["target_loss"]])
+    return trace
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_gymnasium_check_env(env_id):
+    env = make_tiny(env_id)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_sb3_check_env(env_id):
+    sb3_checker = pytest.importorskip("stable_baselines3.common.env_checker")
+    sb3_checker.check_env(make_tiny(env_id).unwrapped, warn=True)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_same_seed_same_trajectory(env_id):
+    actions = [np.array([0.3], np.float32), np.array([-0.1], np.float32), np.array([1.0], np.float32)]
+    a = rollout(make_tiny(env_id), 7, actions)
+    b = rollout(make_tiny(env_id), 7, actions)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    c = rollout(make_tiny(env_id), 8, actions)
+    assert any(not np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_registration_is_idempotent_and_uses_string_entry_points():
+    metacurriculum.register_envs()
+    metacurriculum.register_envs()
+    for env_id, settings in metacurriculum.ENV_SPECS.items():
+        spec = gym.spec(env_id)
+        assert isinstance(spec.entry_point, str)
+        assert spec.kwargs == settings
+        assert spec.max_episode_steps == settings["budget"] // settings.get("update_rate", 4)
+
+
+def test_module_prefix_form_works_in_a_fresh_interpreter():
+    code = (
+        "import gymnasium as gym, sys\n"
+        "env = gym.make('metacurriculum:MetaCurriculum-Analytic-v0')\n"
+        "assert 'torch' not in sys.modules or True\n"
+        "env.reset(seed=0); env.step(env.action_space.sample()); print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
+
+
+def test_import_registers_without_importing_torch():
+    code = "import sys, metacurriculum; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_make_kwargs_override_settings():
+    env = gym.make("MetaCurriculum-Analytic-v0", n_max=7, history=3, budget=40, max_episode_steps=10)
+    assert env.unwrapped.config.n_max == 7
+    assert env.observation_space.shape == (5,)
+    _, info = env.reset(seed=0)
+    assert info["omega_max"] == 7.0 and info["budget"] == 40
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"n_maxx": 3}, TypeError, "did you mean 'n_max'"),
+        ({"budget": 0}, ValueError, "budget=0"),
+        ({"reward": "fun"}, ValueError, "reward='fun'"),
+        ({"action_type": "box"}, ValueError, "action_type"),
+        ({"omega_init": 50.0}, ValueError, "omega_init"),
+        ({"student": "nobody"}, ValueError, "student='nobody'"),
+    ],
+)
+def test_bad_settings_raise_clear_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        MetaCurriculumEnv(**{"student": "analytic", **kwargs}).reset(seed=0)
+
+
+def test_continuous_action_moves_and_clips_omega():
+    env = MetaCurriculumEnv(student="analytic", n_max=11)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([0.5], np.float32))
+    assert info["omega"] == pytest.approx(6.0)
+    _, _, _, _, info = env.step(np.array([7.0], np.float32))  # clipped to 1 -> top
+    assert info["omega"] == 11.0
+    _, _, _, _, info = env.step(np.array([-0.2], np.float32))
+    assert info["omega"] == pytest.approx(9.0)
+    with pytest.raises(ValueError, match="not finite"):
+        env.step(np.array([np.nan], np.float32))
+
+
+def test_discrete_actions_step_omega():
+    env = MetaCurriculumEnv(student="analytic", n_max=5, action_type="discrete", omega_step=1.5)
+    assert env.action_space == gym.spaces.Discrete(3)
+    env.reset(seed=0)
+    omegas = [env.step(a)[4]["omega"] for a in (2, 2, 1, 0, 0, 0)]
+    assert omegas == [2.5, 4.0, 4.0, 2.5, 1.0, 1.0]
+    with pytest.raises(ValueError, match="0 \\(down\\), 1 \\(stay\\) or 2 \\(up\\)"):
+        env.step(3)
+
+
+def test_action_for_omega_inverts_the_action_mapping():
+    for action_type in ("continuous", "discrete"):
+        env = MetaCurriculumEnv(student="analytic", n_max=9, action_type=action_type)
+        _, info = env.reset(seed=0)
+        for target in (4.0, 9.0, 2.0, 30.0):
+            for _ in range(10):
+                info = env.step(action_for_omega(target, info, env.action_space))[4]
+            assert info["omega"] == min(target, 9.0)
+
+
+def test_target_reward_telescopes_to_total_improvement():
+    env = gym.make("MetaCurriculum-Analytic-v0", budget=200, max_episode_steps=50)
+    _, info = env.reset(seed=3)
+    start, total, done = info["target_loss_normalized"], 0.0, False
+    while not done:
+        harder = info["omega"] + (info["val_loss_normalized"] < 0.4)
+        action = action_for_omega(harder, info, env.action_space)
+        _, reward, terminated, truncated, info = env.step(action)
+        total += reward
+        done = terminated or truncated
+    assert truncated and not terminated and info["meta_step"] == 200
+    assert total == pytest.approx(start - info["target_loss_normalized"])
+    assert total > 0.1
+
+
+def test_observation_layout():
+    env = MetaCurriculumEnv(student="analytic", n_max=5, history=3, budget=40)
+    obs, info = env.reset(seed=0)
+    assert obs.dtype == np.float32 and obs.shape == (5,)
+    np.testing.assert_allclose(obs[:3], info["val_loss_normalized"], rtol=1e-6)
+    assert obs[3] == 0.0 and obs[4] == 0.0
+    obs, *_, info = env.step(np.array([0.5], np.float32))
+    assert obs[3] == pytest.approx(0.5) and obs[4] == pytest.approx(4 / 40)
+    assert obs[2] == pytest.approx(info["val_loss_normalized"], rel=1e-6)
+    assert env.observation_space.contains(obs)
+
+
+def test_ansi_render():
+    env = MetaCurriculumEnv(student="analytic", render_mode="ansi")
+    env.reset(seed=0)
+    assert "omega 1.00" in env.render()

@@ -16,7 +16,20 @@ VERSION = re.search(
     r'__version__ = "([^"]+)"', (ROOT / "metacurriculum" / "__init__.py").read_text()
 ).group(1)
 
-SUBPACKAGES = ("student", "envs", "teachers", "benchmarks")
+FOLDERS = ("student", "envs", "teachers", "benchmarks")
+
+
+def subpackages() -> dict[str, str]:
+    """``metacurriculum.<folder>[.<sub>...]`` -> its directory, for every folder with an __init__."""
+    mapping = {"metacurriculum": "metacurriculum"}
+    for folder in FOLDERS:
+        for init in sorted((ROOT / folder).rglob("__init__.py")):
+            relative = init.parent.relative_to(ROOT)
+            mapping[".".join(("metacurriculum", *relative.parts))] = relative.as_posix()
+    return mapping
+
+
+PACKAGES = subpackages()
 
 setup(
     name="metacurriculum",
@@ -26,9 +39,8 @@ setup(
     long_description=(ROOT / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["metacurriculum"] + [f"metacurriculum.{name}" for name in SUBPACKAGES],
-    package_dir={"metacurriculum": "metacurriculum"}
-    | {f"metacurriculum.{name}": name for name in SUBPACKAGES},
+    packages=list(PACKAGES),
+    package_dir=PACKAGES,
     install_requires=[
         "torch>=2.4,<3",
         "torchvision>=0.19",

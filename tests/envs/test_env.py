@@ -36,7 +36,7 @@ def rollout(env: gym.Env, seed: int, actions) -> list:
     obs, info = env.reset(seed=seed)
     trace = [obs]
     for a in actions:
-        obs, reward, terminated, truncated, info = env.step(a)
+        obs, reward, _, _, info = env.step(a)
         trace.extend([obs, reward, info["omega"], info["target_loss"]])
     return trace
 
@@ -55,7 +55,11 @@ def test_sb3_check_env(env_id):
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_same_seed_same_trajectory(env_id):
-    actions = [np.array([0.3], np.float32), np.array([-0.1], np.float32), np.array([1.0], np.float32)]
+    actions = [
+        np.array([0.3], np.float32),
+        np.array([-0.1], np.float32),
+        np.array([1.0], np.float32),
+    ]
     a = rollout(make_tiny(env_id), 7, actions)
     b = rollout(make_tiny(env_id), 7, actions)
     for x, y in zip(a, b, strict=True):
@@ -92,7 +96,9 @@ def test_import_registers_without_importing_torch():
 
 
 def test_make_kwargs_override_settings():
-    env = gym.make("MetaCurriculum-Analytic-v0", n_max=7, history=3, budget=40, max_episode_steps=10)
+    env = gym.make(
+        "MetaCurriculum-Analytic-v0", n_max=7, history=3, budget=40, max_episode_steps=10
+    )
     assert env.unwrapped.config.n_max == 7
     assert env.observation_space.shape == (5,)
     _, info = env.reset(seed=0)

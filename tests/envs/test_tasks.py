@@ -84,7 +84,7 @@ def test_bad_settings_raise(coded_images, kwargs, match):
 
 def test_bad_n_way_raises(coded_images):
     dist = TaskDistribution(coded_images, n_max=5)
-    with pytest.raises(ValueError, match="1..5"):
+    with pytest.raises(ValueError, match=r"1\.\.5"):
         dist.sample_tasks(torch.tensor([6]), torch.Generator())
     with pytest.raises(ValueError, match="finite"):
         dist.sample(float("nan"), 2, torch.Generator())

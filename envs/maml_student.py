@@ -1,0 +1,102 @@
+"""The MAML student behind the environment: data, task distributions and the meta-learner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from metacurriculum.envs.config import MetaCurriculumConfig
+from metacurriculum.envs.data import load_dataset
+from metacurriculum.envs.students import AdaptationCurves, Measurement, chance_loss
+from metacurriculum.envs.tasks import TaskDistribution
+from metacurriculum.student import MAML, Evaluation, StudentConfig
+
+
+def student_config(config: MetaCurriculumConfig) -> StudentConfig:
+    """The :class:`StudentConfig` an env's settings describe."""
+    return StudentConfig(
+        n_max=config.n_max,
+        hidden=config.hidden,
+        depth=config.depth,
+        inner_lr=config.inner_lr,
+        meta_lr=config.meta_lr,
+        inner_steps=config.inner_steps,
+        first_order=config.first_order,
+        batching=config.batching,
+        device=config.device,
+    )
+
+
+def _measurement(evaluation: Evaluation) -> Measurement:
+    loss = evaluation.task_query_loss[:, -1]
+    chance = np.array([chance_loss(n) for n in evaluation.n_way])
+    return Measurement(
+        loss=float(loss.mean()),
+        accuracy=float(evaluation.task_query_acc[:, -1].mean()),
+        normalized_loss=float((loss / chance).mean()),
+        n_way=tuple(int(n) for n in evaluation.n_way),
+    )
+
+
+class MAMLStudent:
+    """A MAML meta-learner trained on tasks drawn at ω (the env's real student).
+
+    Meta-training tasks come from the training split; validation tasks (the
+    observation) and the fixed target tasks (the reward) from the meta-validation
+    split, whose classes (Omniglot characters) or images (MNIST) are held out from
+    training; final evaluation tasks from the test split.
+
+    Args:
+        config: the env's settings.
+        seed: seeds the network initialisation and every task stream, each from its
+            own generator, so that adding validation never changes training tasks.
+    """
+
+    def __init__(self, config: MetaCurriculumConfig, seed: int) -> None:
+        self.config = config
+        self.maml = MAML(student_config(config), seed=seed % 2**63)
+        device = self.maml.device
+        splits = load_dataset(config.dataset, config.data_root, download=config.download, device=device)
+        task_args = {"n_max": config.n_max, "k_shot": config.k_shot, "q_query": config.q_query}
+        task_args["omega_noise"] = config.omega_noise
+        self.train_tasks = TaskDistribution(splits.train, **task_args)
+        self.val_tasks = TaskDistribution(splits.val, **task_args)
+        self.test_tasks = TaskDistribution(splits.test, **task_args)
+        streams = np.random.SeedSequence(seed).generate_state(3)
+        self.train_gen, self.val_gen, target_gen = (
+            torch.Generator(device=device).manual_seed(int(s)) for s in streams
+        )
+        hardest = torch.full((config.target_tasks,), config.n_max, dtype=torch.long)
+        self.target_batch = self.val_tasks.sample_tasks(hardest, target_gen)
+
+    def train(self, omega: float, meta_steps: int) -> dict[str, Any]:
+        losses, accuracies, n_way = [], [], []
+        for _ in range(meta_steps):
+            batch = self.train_tasks.sample(omega, self.config.meta_batch, self.train_gen)
+            metrics = self.maml.meta_step(batch)
+            losses.append(metrics["student/query_loss"])
+            accuracies.append(metrics["student/query_acc"])
+            n_way.extend(batch.n_way.tolist())
+        return {"loss": float(np.mean(losses)), "accuracy": float(np.mean(accuracies)), "n_way": n_way}
+
+    def validate(self, omega: float) -> Measurement:
+        batch = self.val_tasks.sample(omega, self.config.val_tasks, self.val_gen)
+        return _measurement(self.maml.evaluate(batch))
+
+    def evaluate_target(self) -> Measurement:
+        return _measurement(self.maml.evaluate(self.target_batch))
+
+    def evaluate_test(self, num_tasks: int, seed: int) -> AdaptationCurves:
+        generator = torch.Generator(device=self.maml.device).manual_seed(seed)
+        hardest = torch.full((num_tasks,), self.config.n_max, dtype=torch.long)
+        evaluation = self.maml.evaluate(self.test_tasks.sample_tasks(hardest, generator))
+        return AdaptationCurves(
+            loss=evaluation.task_query_loss,
+            accuracy=evaluation.task_query_acc,
+            n_way=np.asarray(evaluation.n_way),
+        )
+
+    def save(self, path: str) -> None:
+        self.maml.save(path)

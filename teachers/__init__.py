@@ -1,0 +1,114 @@
+"""Teachers: every way of steering ω behind one small interface, and a registry by name.
+
+A teacher has two methods: ``reset(observation_space, action_space, *, seed=None)``,
+called once per episode after ``env.reset``, and ``act(observation, info)``, which
+returns the env's next action. Registered teachers (:func:`list_teachers`):
+
+============== ===============================================================
+name           teacher
+============== ===============================================================
+none           plain MAML: the hardest tasks (ω = n_max) from the first step
+random         domain randomisation: ω uniform over its range every step
+static         the paper's static teacher: a ladder of ω, climbed at a loss threshold
+adaptive       the paper's adaptive teacher: signed finite-difference steps on ω
+tscl-online    TSCL bandit, exponential average of score changes
+tscl-naive     TSCL bandit, slopes over fixed windows of steps
+tscl-window    TSCL bandit, slope of each arm's last scores
+tscl-sampling  TSCL bandit, sampled score changes (Thompson sampling)
+sb3            a saved Stable-Baselines3 model: ``make_teacher("sb3", path=..., algo="ppo")``
+============== ===============================================================
+
+Running one::
+
+    import gymnasium as gym
+    import metacurriculum
+    from metacurriculum.teachers import make_teacher
+
+    env = gym.make("MetaCurriculum-Analytic-v0")
+    teacher = make_teacher("adaptive", step=2.0)
+    obs, info = env.reset(seed=0)
+    teacher.reset(env.observation_space, env.action_space, seed=0)
+    done = False
+    while not done:
+        obs, reward, terminated, truncated, info = env.step(teacher.act(obs, info))
+        done = terminated or truncated
+    print(info["target_loss_normalized"])
+
+Your own teacher, as a class that picks ω (``OmegaTeacher`` turns it into the action)::
+
+    from metacurriculum.teachers import OmegaTeacher, register_teacher
+
+    class HalfwayTeacher(OmegaTeacher):
+        def choose_omega(self, observation, info):
+            return (info["omega_min"] + info["omega_max"]) / 2
+
+    register_teacher("halfway", HalfwayTeacher)
+
+as any class with ``reset`` and ``act`` (it then chooses the action itself), or as a
+plain function::
+
+    from metacurriculum.teachers import as_teacher
+
+    teacher = as_teacher(lambda observation, info: [0.05])  # a little harder every step
+
+An SB3 model plugs in unchanged: ``as_teacher(PPO.load("ppo.zip"))``, or train one
+with :func:`train_sb3_teacher` (``pip install metacurriculum[sb3]``).
+"""
+
+from metacurriculum.teachers.base import (
+    TEACHERS,
+    FunctionTeacher,
+    OmegaTeacher,
+    Teacher,
+    as_teacher,
+    list_teachers,
+    make_teacher,
+    register_teacher,
+)
+from metacurriculum.teachers.baselines import NoCurriculumTeacher, RandomTeacher
+from metacurriculum.teachers.paper import AdaptiveTeacher, StaticTeacher
+from metacurriculum.teachers.sb3 import (
+    SB3_ALGOS,
+    SB3Teacher,
+    load_sb3_teacher,
+    train_sb3_teacher,
+)
+from metacurriculum.teachers.tscl import (
+    POLICIES,
+    BanditTeacher,
+    Boltzmann,
+    EpsilonGreedy,
+    NaiveTeacher,
+    OnlineTeacher,
+    SamplingTeacher,
+    Thompson,
+    WindowTeacher,
+)
+
+__all__ = [
+    "POLICIES",
+    "SB3_ALGOS",
+    "TEACHERS",
+    "AdaptiveTeacher",
+    "BanditTeacher",
+    "Boltzmann",
+    "EpsilonGreedy",
+    "FunctionTeacher",
+    "NaiveTeacher",
+    "NoCurriculumTeacher",
+    "OmegaTeacher",
+    "OnlineTeacher",
+    "RandomTeacher",
+    "SB3Teacher",
+    "SamplingTeacher",
+    "StaticTeacher",
+    "Teacher",
+    "Thompson",
+    "WindowTeacher",
+    "as_teacher",
+    "list_teachers",
+    "load_sb3_teacher",
+    "make_teacher",
+    "register_teacher",
+    "train_sb3_teacher",
+]

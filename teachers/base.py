@@ -1,0 +1,235 @@
+"""The teacher interface, a base class for teachers that pick an ω, and the registry by name.
+
+A teacher meets the environment only through its spaces, observations and ``info``
+(see :class:`~metacurriculum.envs.MetaCurriculumEnv`). One episode::
+
+    obs, info = env.reset(seed=0)
+    teacher.reset(env.observation_space, env.action_space, seed=0)
+    while True:
+        obs, reward, terminated, truncated, info = env.step(teacher.act(obs, info))
+        if terminated or truncated:
+            break
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from gymnasium import spaces
+
+from metacurriculum.envs import action_for_omega
+
+Action = Any  # np.ndarray for Box action spaces, int for Discrete ones
+
+#: The keys of ``info`` that an :class:`OmegaTeacher` reads.
+OMEGA_INFO_KEYS = ("omega", "omega_min", "omega_max", "val_loss_normalized")
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    """Anything that chooses the env's actions: one ``act`` per step, one ``reset`` per episode."""
+
+    def reset(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        """Start an episode; called once after ``env.reset``.
+
+        Args:
+            observation_space: the env's observation space.
+            action_space: the env's action space (``Box(-1, 1, (1,))`` or ``Discrete(3)``).
+            seed: seeds the teacher's own ``np.random.Generator``.
+        """
+        ...
+
+    def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Action:
+        """The next action, given the latest observation and ``info``."""
+        ...
+
+
+class OmegaTeacher:
+    """Base class of teachers that choose the next ω rather than an action.
+
+    Subclasses implement :meth:`choose_omega`; ``act`` converts its answer with
+    :func:`~metacurriculum.envs.action_for_omega` (exact for ``Box`` actions, one
+    ``omega_step`` towards it for ``Discrete`` ones). Per-episode state is set up in
+    :meth:`on_reset`. The bookkeeping available to subclasses:
+
+    Attributes:
+        rng: the teacher's generator, seeded by :meth:`reset`.
+        action_space: the env's action space.
+        steps: how many times ``act`` ran since :meth:`reset`. ``info`` at an ``act``
+            call measures the student trained at the ω of the previous call, so there
+            is an outcome to learn from only when ``steps > 0``.
+    """
+
+    rng: np.random.Generator
+    action_space: spaces.Space
+    steps: int
+
+    def reset(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        """Seed the generator, keep the action space, and call :meth:`on_reset`."""
+        if not isinstance(action_space, (spaces.Box, spaces.Discrete)):
+            raise TypeError(
+                f"{type(self).__name__} drives Box or Discrete action spaces, got {action_space}; "
+                "make the env with action_type='continuous' or 'discrete'."
+            )
+        self.rng = np.random.default_rng(seed)
+        self.action_space = action_space
+        self.steps = 0
+        self.on_reset()
+
+    def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Action:
+        """The action that moves ω to :meth:`choose_omega`'s answer."""
+        if not hasattr(self, "steps"):
+            raise RuntimeError(
+                f"call {type(self).__name__}.reset(observation_space, action_space) after "
+                "env.reset() and before act()."
+            )
+        missing = [key for key in OMEGA_INFO_KEYS if key not in info]
+        if missing:
+            raise KeyError(
+                f"info lacks {missing}; {type(self).__name__} needs the info dict that "
+                "MetaCurriculumEnv returns from reset() and step()."
+            )
+        omega = float(self.choose_omega(observation, info))
+        if not math.isfinite(omega):
+            raise ValueError(
+                f"{type(self).__name__}.choose_omega returned {omega}; expected a number."
+            )
+        self.steps += 1
+        return action_for_omega(omega, dict(info), self.action_space)
+
+    def on_reset(self) -> None:
+        """Set up per-episode state; ``rng``, ``action_space`` and ``steps`` are ready."""
+
+    def choose_omega(self, observation: np.ndarray, info: Mapping[str, Any]) -> float:
+        """The ω to train at next (clipped by the env to ``[omega_min, omega_max]``)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement choose_omega().")
+
+    def measured(self, info: Mapping[str, Any]) -> tuple[float, float] | None:
+        """``(ω, normalised validation loss)`` of the previous choice, or ``None``.
+
+        ``None`` on the first call after reset (no choice yet) and when the student
+        diverged (the loss is not finite).
+        """
+        loss = float(info["val_loss_normalized"])
+        if self.steps == 0 or info.get("diverged", False) or not math.isfinite(loss):
+            return None
+        return float(info["omega"]), loss
+
+
+class FunctionTeacher:
+    """A plain function ``fn(observation, info) -> action`` as a :class:`Teacher`.
+
+    Args:
+        fn: called once per step; it keeps its own state, if any.
+    """
+
+    def __init__(self, fn: Callable[[np.ndarray, Mapping[str, Any]], Action]) -> None:
+        self.fn = fn
+
+    def reset(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        """Nothing to reset: a plain function has no episode state."""
+
+    def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Action:
+        """``fn(observation, info)``."""
+        return self.fn(observation, info)
+
+    def __repr__(self) -> str:
+        return f"FunctionTeacher({getattr(self.fn, '__name__', self.fn)!r})"
+
+
+def as_teacher(obj: Any) -> Teacher:
+    """``obj`` as a :class:`Teacher`.
+
+    Teachers come back unchanged; anything with ``predict(obs, deterministic=...)``
+    (a Stable-Baselines3 model) is wrapped in
+    :class:`~metacurriculum.teachers.sb3.SB3Teacher`; a plain callable
+    ``fn(observation, info) -> action`` in :class:`FunctionTeacher`.
+
+    Raises:
+        TypeError: for anything else.
+    """
+    if isinstance(obj, Teacher):
+        return obj
+    if callable(getattr(obj, "predict", None)):
+        from metacurriculum.teachers.sb3 import SB3Teacher  # sb3.py imports this module
+
+        return SB3Teacher(obj)
+    if callable(obj):
+        return FunctionTeacher(obj)
+    raise TypeError(
+        f"{obj!r} of type {type(obj).__name__} is not a teacher: pass an object with "
+        "act(observation, info) and reset(observation_space, action_space, seed=...), a model "
+        "with predict(observation, deterministic=...), or a function fn(observation, info)."
+    )
+
+
+#: Teacher factories by name; fill it with :func:`register_teacher`.
+TEACHERS: dict[str, Callable[..., Teacher]] = {}
+
+
+def register_teacher(name: str, factory: Callable[..., Teacher] | None = None) -> Any:
+    """Register ``factory`` (a class or function returning a teacher) under ``name``.
+
+    Usable directly, ``register_teacher("mine", MyTeacher)``, or as a class decorator,
+    ``@register_teacher("mine")``. Registering the same factory twice is harmless.
+
+    Raises:
+        ValueError: when ``name`` already belongs to a different factory.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"teacher name must be a non-empty string, got {name!r}.")
+
+    def add(factory: Callable[..., Teacher]) -> Callable[..., Teacher]:
+        taken = TEACHERS.get(name)
+        if taken is not None and taken is not factory:
+            raise ValueError(
+                f"teacher name {name!r} is taken by {taken!r}; pick another name, or delete "
+                f"TEACHERS[{name!r}] first to replace it."
+            )
+        TEACHERS[name] = factory
+        return factory
+
+    return add if factory is None else add(factory)
+
+
+def make_teacher(name: str, **kwargs: Any) -> Teacher:
+    """Build the teacher registered as ``name`` with ``kwargs``.
+
+    Raises:
+        KeyError: for an unknown name; the message lists the registered names.
+    """
+    if name not in TEACHERS:
+        close = difflib.get_close_matches(name, TEACHERS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise KeyError(
+            f"unknown teacher {name!r}.{hint} Registered teachers: {', '.join(list_teachers())}; "
+            "add yours with register_teacher(name, factory)."
+        )
+    return TEACHERS[name](**kwargs)
+
+
+def list_teachers() -> list[str]:
+    """The registered teacher names, sorted."""
+    return sorted(TEACHERS)

@@ -1,0 +1,201 @@
+"""The teachers of "Teaching Your MAML" (section IV): the static and the adaptive teacher.
+
+Both read the normalised meta-validation loss ``info["val_loss_normalized"]`` (loss
+divided by the chance level ``log n``), so one threshold or target serves every n.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from metacurriculum.teachers.base import OmegaTeacher, register_teacher
+
+
+@register_teacher("static")
+@dataclass(eq=False)
+class StaticTeacher(OmegaTeacher):
+    """Climb a fixed ladder of ω, one rung whenever the student is below a loss threshold.
+
+    Section IV-A: "whenever the student model's meta validation loss goes below a
+    specific threshold, we switch to the next, slightly harder set of tasks ... until
+    we reach the final, most difficult set". Choices where the paper is silent:
+
+    - The ladder defaults to every integer from ``omega_min`` to ``omega_max`` (read
+      from ``info`` on the first ``act``), so on an N-way env each rung adds a class.
+    - A measurement counts towards a rung only when it was taken at that rung (within
+      ``1e-3``; half an ``omega_step`` for ``Discrete`` actions, which may need several
+      steps to reach it). The measurement ``reset`` returns, of an untrained student,
+      does not count.
+    - ``patience`` consecutive counted measurements below ``threshold`` move to the
+      next rung and restart the count; one at or above it restarts the count.
+    - At the top rung the teacher stays for the rest of the episode.
+
+    Args:
+        ladder: the ω values, easiest first; ``None`` for the integers of the ω range.
+        threshold: the normalised validation loss to beat. The default 0.5 asks for half
+            the chance-level loss: reachable early by a MAML student on every n of the
+            paper's data sets, and, on the analytic student, the point where the skill
+            has reached the rung (its loss is ``sigmoid((n - skill) / tau)``).
+        patience: consecutive measurements below ``threshold`` needed to move up.
+    """
+
+    ladder: Sequence[float] | None = None
+    threshold: float = 0.5
+    patience: int = 1
+
+    def __post_init__(self) -> None:
+        if self.ladder is not None:
+            rungs = [float(w) for w in self.ladder]
+            if not rungs or any(not math.isfinite(w) for w in rungs):
+                raise ValueError(f"ladder={self.ladder!r} must be a non-empty list of numbers.")
+            if any(b <= a for a, b in itertools.pairwise(rungs)):
+                raise ValueError(
+                    f"ladder={self.ladder!r} must increase strictly (easiest ω first)."
+                )
+            self.ladder = rungs
+        if not (math.isfinite(self.threshold) and self.threshold > 0):
+            raise ValueError(f"threshold={self.threshold!r} must be a positive normalised loss.")
+        if not isinstance(self.patience, int) or self.patience < 1:
+            raise ValueError(f"patience={self.patience!r} must be an integer >= 1.")
+
+    def on_reset(self) -> None:
+        self.rungs: list[float] | None = None if self.ladder is None else list(self.ladder)
+        self.rung = 0
+        self.below = 0
+
+    def choose_omega(self, observation: np.ndarray, info: Mapping[str, Any]) -> float:
+        if self.rungs is None:
+            low, high = math.ceil(info["omega_min"]), math.floor(info["omega_max"])
+            self.rungs = [float(w) for w in range(low, high + 1)]
+        measured = self.measured(info)
+        if measured is not None and self.rung < len(self.rungs) - 1:
+            omega, loss = measured
+            if abs(omega - self.rungs[self.rung]) <= self._tolerance(info):
+                self.below = self.below + 1 if loss < self.threshold else 0
+                if self.below >= self.patience:
+                    self.rung += 1
+                    self.below = 0
+        return self.rungs[self.rung]
+
+    def _tolerance(self, info: Mapping[str, Any]) -> float:
+        if isinstance(self.action_space, spaces.Discrete):
+            return 0.5 * float(info.get("omega_step", 1.0))
+        return 1e-3  # Box actions are float32: ω lands within about 1e-6 of the rung
+
+
+@register_teacher("adaptive")
+@dataclass(eq=False)
+class AdaptiveTeacher(OmegaTeacher):
+    """The paper's adaptive teacher: signed finite-difference descent on the task parameters.
+
+    Section IV-B and Algorithm 1, read as follows. The teacher keeps a base ω and each
+    step proposes ``ω_t = base + u_t``, ``u_t ~ U(-perturbation, perturbation)`` (the
+    uniform-noise perturbation that makes the finite differences possible). It records
+    the pairs ``(ω_t, L_t)``, ``L_t`` the normalised validation loss measured at
+    ``ω_t``, and estimates the difficulty gradient ``∇ψ ≈ dL/dω`` from the last
+    ``window`` pairs ("information over more than two timesteps"): the least-squares
+    slope of the consecutive differences, ``Σ ΔL·Δω / Σ Δω²``, ignoring pairs with
+    ``|Δω| < min_delta``. It descends the objective ``J(ω) = ½ (L(ω) - target_loss)²``,
+    whose gradient is ``∇J = (L_t - target_loss) · ∇ψ``: when ``|∇J| > threshold`` it
+    moves the base by ``step`` (Table I's teacher gradient step, 2) in the direction
+    ``-sign(∇J)`` ("only the sign ... update each parameter in that direction by a
+    pre-specified amount"), clipped to the ω range. Hence, where the loss rises with ω,
+    a student that over-performs (``L < target_loss``) gets harder tasks and one that
+    under-performs gets easier ones; where the loss falls with ω it is the reverse.
+
+    Table I's teacher update rate (4) is the env's ``update_rate`` (meta-steps per env
+    step), so this teacher updates on every ``act``.
+
+    Choices beyond the paper:
+
+    - A prior that difficulty rises with ω: the slope estimate is the ridge (maximum a
+      posteriori) one, ``(Σ ΔL·Δω + prior_weight · prior_slope) / (Σ Δω² + prior_weight)``.
+      With few points, or where the loss is flat in ω (far above or below the
+      student's level), it leans on ``prior_slope > 0`` instead of holding still; a
+      clear measured slope, of either sign, outweighs it.
+    - ``∇J`` uses the latest measurement only, so the teacher reacts at once to a
+      step that proved too hard; the window smooths ``∇ψ``, not the loss.
+
+    Defaults: ``target_loss = 0.5`` (half the chance-level loss: tasks at the edge of
+    what the student can do; on the analytic student this keeps ω near its skill,
+    where it learns fastest), ``step = 2`` (Table I), ``perturbation = 0.75`` (ω
+    spreads over 1.5 classes, enough for finite differences, small next to ``step``),
+    ``window = 6``, ``threshold = 0.005`` (holds while ``|L - target_loss|`` is below
+    about 0.04 at the analytic student's typical slope of 0.125 per class),
+    ``prior_slope = 0.05`` per unit of ω and ``prior_weight = 2`` (on a flat loss the
+    estimate is then about 0.025, enough to step down from a plateau of chance-level
+    loss; without the prior a teacher started at ``n_max`` on the analytic student
+    never moves).
+
+    Args:
+        target_loss: the normalised validation loss the teacher steers the student to.
+        step: how far one update moves the base ω.
+        perturbation: half-width of the uniform noise added to the base ω.
+        window: measurements used for the slope (at least 2).
+        threshold: ``|∇J|`` below which the teacher holds the base.
+        prior_slope: prior ``dL/dω``; 0 means no prior (hold until the data speak).
+        prior_weight: weight of the prior, in units of ``Σ Δω²``.
+        min_delta: consecutive pairs closer than this in ω are ignored.
+    """
+
+    target_loss: float = 0.5
+    step: float = 2.0
+    perturbation: float = 0.75
+    window: int = 6
+    threshold: float = 0.005
+    prior_slope: float = 0.05
+    prior_weight: float = 2.0
+    min_delta: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("target_loss", "step", "perturbation", "threshold", "prior_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}={value!r} must be a finite number >= 0.")
+        if not math.isfinite(self.prior_slope):
+            raise ValueError(f"prior_slope={self.prior_slope!r} must be a finite number.")
+        if not (math.isfinite(self.min_delta) and self.min_delta > 0):
+            raise ValueError(f"min_delta={self.min_delta!r} must be a finite number > 0.")
+        if not isinstance(self.window, int) or self.window < 2:
+            raise ValueError(
+                f"window={self.window!r} must be an integer >= 2 (two points per slope)."
+            )
+
+    def on_reset(self) -> None:
+        self.base: float | None = None
+        self.history: deque[tuple[float, float]] = deque(maxlen=self.window)
+        self.difficulty_gradient = float("nan")
+        self.objective_gradient = float("nan")
+
+    def choose_omega(self, observation: np.ndarray, info: Mapping[str, Any]) -> float:
+        low, high = float(info["omega_min"]), float(info["omega_max"])
+        if self.base is None:
+            self.base = float(info["omega"])
+        measured = self.measured(info)
+        if measured is not None:
+            self.history.append(measured)
+            self.difficulty_gradient = self.estimate_gradient()
+            self.objective_gradient = (measured[1] - self.target_loss) * self.difficulty_gradient
+            if abs(self.objective_gradient) > self.threshold:
+                move = -math.copysign(self.step, self.objective_gradient)
+                self.base = float(np.clip(self.base + move, low, high))
+        noise = self.rng.uniform(-self.perturbation, self.perturbation)
+        return float(np.clip(self.base + noise, low, high))
+
+    def estimate_gradient(self) -> float:
+        """``dL/dω`` from the recorded pairs, shrunk towards ``prior_slope``."""
+        points = np.array(self.history, dtype=float).reshape(-1, 2)
+        d_omega, d_loss = np.diff(points[:, 0]), np.diff(points[:, 1])
+        keep = np.abs(d_omega) >= self.min_delta
+        d_omega, d_loss = d_omega[keep], d_loss[keep]
+        numerator = float(d_loss @ d_omega) + self.prior_weight * self.prior_slope
+        denominator = float(d_omega @ d_omega) + self.prior_weight
+        return numerator / denominator if denominator > 0 else 0.0

@@ -1,0 +1,108 @@
+"""SB3 models as teachers: training with the expensive-env settings, saving, loading, driving."""
+
+from __future__ import annotations
+
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from fakes import drive
+
+import metacurriculum  # noqa: F401 - registers the envs
+from metacurriculum.teachers import (
+    SB3_ALGOS,
+    SB3Teacher,
+    as_teacher,
+    load_sb3_teacher,
+    make_teacher,
+    train_sb3_teacher,
+)
+
+pytest.importorskip("stable_baselines3")
+
+TINY = "MetaCurriculum-Tiny-v0"
+ANALYTIC = "MetaCurriculum-Analytic-v0"
+
+
+def test_ppo_learns_on_tiny_saves_loads_and_drives(tmp_path):
+    env = gym.make(TINY)  # every step trains a real MAML student
+    path = tmp_path / "ppo.zip"
+    model = train_sb3_teacher(
+        "ppo", env, total_timesteps=8, seed=0, path=path, n_steps=8, batch_size=8, n_epochs=2
+    )
+    assert model.num_timesteps == 8 and path.exists()
+    teacher = make_teacher("sb3", path=path, algo="ppo")
+    assert isinstance(teacher, SB3Teacher)
+    run = drive(teacher, env, steps=100, seed=1)  # one whole episode
+    assert len(run["omegas"]) == env.unwrapped.config.episode_steps
+    assert np.isfinite(run["info"]["target_loss"])
+
+
+def test_dqn_learns_on_discrete_tiny_and_drives(tmp_path):
+    env = gym.make(TINY, action_type="discrete")
+    path = tmp_path / "dqn"
+    model = train_sb3_teacher(
+        "dqn", env, total_timesteps=8, seed=0, path=path, learning_starts=4, batch_size=4
+    )
+    assert model.num_timesteps == 8
+    run = drive(load_sb3_teacher(path, algo="dqn"), env, steps=100)
+    assert len(run["omegas"]) == env.unwrapped.config.episode_steps
+    assert all(isinstance(a, int) for a in run["actions"])
+
+
+@pytest.mark.parametrize("algo", ["sac", "a2c"])
+def test_sac_and_a2c_learn_on_the_analytic_env(algo):
+    model = train_sb3_teacher(algo, ANALYTIC, total_timesteps=24, seed=0)
+    assert model.num_timesteps == 24
+    env = gym.make(ANALYTIC)
+    run = drive(as_teacher(model), env, steps=5)  # the raw model plugs in unchanged
+    assert len(run["omegas"]) == 5
+
+
+def test_defaults_fit_expensive_envs():
+    ppo = SB3_ALGOS["ppo"].defaults
+    assert ppo["n_steps"] <= 32 and ppo["n_steps"] % ppo["batch_size"] == 0
+    assert SB3_ALGOS["a2c"].defaults["n_steps"] <= 8
+    assert SB3_ALGOS["dqn"].defaults["target_update_interval"] < 100
+    for algo in ("sac", "dqn"):
+        assert SB3_ALGOS[algo].defaults["learning_starts"] <= 20
+
+
+@pytest.mark.parametrize(
+    ("algo", "action_type", "match"),
+    [
+        ("dqn", "continuous", "action_type='discrete'"),
+        ("sac", "discrete", "action_type='continuous'"),
+    ],
+    ids=["dqn-on-box", "sac-on-discrete"],
+)
+def test_wrong_action_space_is_a_clear_error(algo, action_type, match):
+    with pytest.raises(ValueError, match=match):
+        train_sb3_teacher(algo, gym.make(ANALYTIC, action_type=action_type), total_timesteps=1)
+
+
+def test_unknown_algo_and_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="algo='td3' is unknown"):
+        train_sb3_teacher("td3", ANALYTIC, total_timesteps=1)
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        make_teacher("sb3", path=tmp_path / "absent.zip", algo="ppo")
+
+
+def test_model_trained_on_other_spaces_is_refused():
+    model = train_sb3_teacher("a2c", ANALYTIC, total_timesteps=8, seed=0)
+    env = gym.make(ANALYTIC, history=4)
+    with pytest.raises(ValueError, match="trained on observation space"):
+        drive(SB3Teacher(model), env, steps=1)
+
+
+def test_missing_sb3_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "stable_baselines3", None)
+    with pytest.raises(ImportError, match=r"pip install metacurriculum\[sb3\]"):
+        train_sb3_teacher("ppo", ANALYTIC, total_timesteps=1)
+
+
+def test_stochastic_predictions_stay_in_the_action_space():
+    model = train_sb3_teacher("ppo", ANALYTIC, total_timesteps=8, seed=0, n_steps=8, batch_size=8)
+    run = drive(SB3Teacher(model, deterministic=False), gym.make(ANALYTIC), steps=5)
+    assert all(np.all(np.abs(a) <= 1.0) for a in run["actions"])

@@ -25,6 +25,9 @@ class MetaCurriculumConfig:
         k_shot: support examples per class (the paper: 1).
         q_query: query examples per class.
         omega_noise: half-width of the per-task uniform perturbation of ω.
+        omega_min: the easiest ω. Defaults to 2: a one-way task has zero loss whatever
+            the student does, so it teaches nothing; ``omega_min=1`` gives the paper's
+            literal range ``[1, n_max]``.
 
     Student (see :class:`~metacurriculum.student.StudentConfig`):
         student: the student behind the env: ``"maml"`` or ``"analytic"`` (a closed-form
@@ -45,7 +48,7 @@ class MetaCurriculumConfig:
         val_tasks: meta-validation tasks drawn at ω after each env step (observation).
         target_tasks: fixed meta-validation tasks at ``n = n_max`` (reward).
         history: validation losses kept in the observation.
-        omega_init: ω at the start of an episode.
+        omega_init: ω at the start of an episode; ``None`` starts at ``omega_min``.
         action_type: ``"continuous"`` (``Box(-1, 1)``) or ``"discrete"`` (down, stay, up).
         omega_step: how far one discrete action moves ω.
         reward: the reward's name (see ``metacurriculum.envs.REWARDS``).
@@ -59,6 +62,7 @@ class MetaCurriculumConfig:
     k_shot: int = 1
     q_query: int = 15
     omega_noise: float = 0.5
+    omega_min: float = 2.0
 
     student: str = "maml"
     hidden: int = 64
@@ -76,7 +80,7 @@ class MetaCurriculumConfig:
     val_tasks: int = 8
     target_tasks: int = 16
     history: int = 8
-    omega_init: float = 1.0
+    omega_init: float | None = None
     action_type: str = "continuous"
     omega_step: float = 1.0
     reward: str = "target"
@@ -104,8 +108,16 @@ class MetaCurriculumConfig:
                 f"budget={self.budget} meta-steps is less than one env step "
                 f"(update_rate={self.update_rate}); raise budget or lower update_rate."
             )
-        if not 1.0 <= self.omega_init <= self.n_max:
-            raise ValueError(f"omega_init={self.omega_init} must lie in [1, n_max={self.n_max}].")
+        if not 1.0 <= self.omega_min <= self.n_max:
+            raise ValueError(
+                f"omega_min={self.omega_min} must lie in [1, n_max={self.n_max}]; "
+                "lower it or raise n_max."
+            )
+        if self.omega_init is not None and not self.omega_min <= self.omega_init <= self.n_max:
+            raise ValueError(
+                f"omega_init={self.omega_init} must lie in [omega_min={self.omega_min}, "
+                f"n_max={self.n_max}]."
+            )
         if self.action_type not in ("continuous", "discrete"):
             raise ValueError(
                 f"action_type={self.action_type!r} is not one of 'continuous', 'discrete'."
@@ -114,6 +126,11 @@ class MetaCurriculumConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}={value!r} must be a finite number >= 0.")
+
+    @property
+    def n_min(self) -> int:
+        """The fewest classes a task may have: ``floor(omega_min)``."""
+        return max(1, math.floor(self.omega_min))
 
     @property
     def episode_steps(self) -> int:

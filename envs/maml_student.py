@@ -58,9 +58,11 @@ class MAMLStudent:
         self.config = config
         self.maml = MAML(student_config(config), seed=seed % 2**63)
         device = self.maml.device
-        splits = load_dataset(config.dataset, config.data_root, download=config.download, device=device)
+        splits = load_dataset(
+            config.dataset, config.data_root, download=config.download, device=device
+        )
         task_args = {"n_max": config.n_max, "k_shot": config.k_shot, "q_query": config.q_query}
-        task_args["omega_noise"] = config.omega_noise
+        task_args.update(omega_noise=config.omega_noise, n_min=config.n_min)
         self.train_tasks = TaskDistribution(splits.train, **task_args)
         self.val_tasks = TaskDistribution(splits.val, **task_args)
         self.test_tasks = TaskDistribution(splits.test, **task_args)
@@ -79,7 +81,11 @@ class MAMLStudent:
             losses.append(metrics["student/query_loss"])
             accuracies.append(metrics["student/query_acc"])
             n_way.extend(batch.n_way.tolist())
-        return {"loss": float(np.mean(losses)), "accuracy": float(np.mean(accuracies)), "n_way": n_way}
+        return {
+            "loss": float(np.mean(losses)),
+            "accuracy": float(np.mean(accuracies)),
+            "n_way": n_way,
+        }
 
     def validate(self, omega: float) -> Measurement:
         batch = self.val_tasks.sample(omega, self.config.val_tasks, self.val_gen)

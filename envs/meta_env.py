@@ -51,7 +51,7 @@ class MetaCurriculumEnv(gym.Env):
 
     One episode is one training run of a fresh student (``budget`` meta-steps). Each
     step applies the action to ω (the number of classes of the tasks, continuous in
-    ``[1, n_max]``), runs ``update_rate`` meta-steps on tasks drawn at ω (the paper's
+    ``[omega_min, n_max]``, ``omega_min = 2`` by default), runs ``update_rate`` meta-steps on tasks drawn at ω (the paper's
     teacher update rate), then measures the student after adaptation on fresh
     meta-validation tasks at ω and on a fixed set of meta-validation tasks of the
     hardest distribution (``n = n_max``), drawn at reset from held-out training-split
@@ -60,7 +60,7 @@ class MetaCurriculumEnv(gym.Env):
     ## Action space
 
     ``action_type="continuous"`` (default): ``Box(-1, 1, (1,), float32)``, the change of ω
-    in units of its range: ``ω <- clip(ω + a * (n_max - 1), 1, n_max)``, so one action
+    in units of its range: ``ω <- clip(ω + a * (n_max - omega_min), omega_min, n_max)``, so one action
     reaches any ω. Actions outside ``[-1, 1]`` are clipped; NaN is an error.
 
     ``action_type="discrete"``: ``Discrete(3)``:
@@ -79,7 +79,7 @@ class MetaCurriculumEnv(gym.Env):
     | index          | observation                                             | min | max |
     |----------------|---------------------------------------------------------|-----|-----|
     | 0 .. H-1       | normalised validation loss at ω, oldest first (H = ``history``; padded with the first value at reset) | 0 | 5 |
-    | H              | ω normalised: ``(ω - 1) / (n_max - 1)``                  | 0   | 1   |
+    | H              | ω normalised: ``(ω - omega_min) / (n_max - omega_min)``  | 0   | 1   |
     | H + 1          | elapsed fraction of the budget: ``meta_step / budget``   | 0   | 1   |
 
     ## Rewards
@@ -133,7 +133,7 @@ class MetaCurriculumEnv(gym.Env):
             raise ValueError(f"render_mode={render_mode!r} is not supported; use None or 'ansi'.")
         self.render_mode = render_mode
         n_max, history = self.config.n_max, self.config.history
-        self.omega_min, self.omega_max = 1.0, float(n_max)
+        self.omega_min, self.omega_max = float(self.config.omega_min), float(n_max)
         if self.config.action_type == "continuous":
             self.action_space: spaces.Space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         else:
@@ -141,7 +141,7 @@ class MetaCurriculumEnv(gym.Env):
         high = np.concatenate([np.full(history, LOSS_CLIP), [1.0, 1.0]]).astype(np.float32)
         self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
         self.student: CurriculumStudent | None = None
-        self.omega = self.config.omega_init
+        self.omega = self.omega_min
         self.meta_step = 0
         self._losses: deque[float] = deque(maxlen=history)
         self._last: dict[str, Measurement] = {}
@@ -156,7 +156,11 @@ class MetaCurriculumEnv(gym.Env):
         super().reset(seed=seed)
         options = options or {}
         self.omega = float(
-            np.clip(options.get("omega", self.config.omega_init), self.omega_min, self.omega_max)
+            np.clip(
+                options.get("omega", self.config.omega_init or self.omega_min),
+                self.omega_min,
+                self.omega_max,
+            )
         )
         student_seed = int(self.np_random.integers(2**63 - 1))
         self.student = make_student(self.config, student_seed)

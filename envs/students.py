@@ -130,7 +130,7 @@ class AnalyticStudent:
 
     def _n_way(self, omega: float, tasks: int) -> np.ndarray:
         u = self.rng.uniform(-self.config.omega_noise, self.config.omega_noise, size=tasks)
-        return np.clip(np.round(omega + u), 1, self.config.n_max).astype(int)
+        return np.clip(np.round(omega + u), self.config.n_min, self.config.n_max).astype(int)
 
     def normalized_loss(self, n_way: np.ndarray) -> np.ndarray:
         """The noiseless normalised loss on tasks of ``n_way`` classes at the current skill."""

@@ -7,7 +7,7 @@ indexing with a private ``torch.Generator``: no Python loop over images, no Data
 ω is a float in ``[1, n_max]``. Each task of a meta-batch draws its number of classes
 from ω plus the paper's uniform perturbation (``T_i ~ p(T) + noise``)::
 
-    n_i = clip(round(ω + u_i), 1, n_max),   u_i ~ U(-omega_noise, omega_noise)
+    n_i = clip(round(ω + u_i), n_min, n_max),   u_i ~ U(-omega_noise, omega_noise)
 
 With the default ``omega_noise = 0.5`` an integer ω gives n = ω and a fractional ω
 mixes its two neighbours in proportion (ω = 3.25 gives n = 3 three times in four), so
@@ -37,6 +37,7 @@ class TaskDistribution:
         k_shot: support examples per class (K).
         q_query: query examples per class (Q).
         omega_noise: half-width of the uniform perturbation added to ω per task.
+        n_min: the fewest classes a task drawn at some ω may have.
 
     Raises:
         ValueError: when the split cannot supply the tasks (n_max larger than its
@@ -50,6 +51,7 @@ class TaskDistribution:
         k_shot: int = 1,
         q_query: int = 15,
         omega_noise: float = 0.5,
+        n_min: int = 1,
     ) -> None:
         if images.dim() != 5:
             raise ValueError(
@@ -61,6 +63,8 @@ class TaskDistribution:
                 f"n_max={n_max} needs 1 <= n_max <= {classes}, the classes this split has; "
                 "lower n_max or use a split with more classes."
             )
+        if not 1 <= n_min <= n_max:
+            raise ValueError(f"n_min={n_min} must lie in [1, n_max={n_max}].")
         if k_shot < 1 or q_query < 1:
             raise ValueError(f"k_shot={k_shot} and q_query={q_query} must both be at least 1.")
         if k_shot + q_query > samples:
@@ -75,6 +79,7 @@ class TaskDistribution:
         self.k_shot = k_shot
         self.q_query = q_query
         self.omega_noise = omega_noise
+        self.n_min = n_min
 
     @property
     def device(self) -> torch.device:
@@ -87,7 +92,7 @@ class TaskDistribution:
             raise ValueError(f"omega={omega} must be finite.")
         u = torch.rand(num_tasks, generator=generator, device=self.device, dtype=torch.float64)
         perturbed = omega + (2.0 * u - 1.0) * self.omega_noise
-        return perturbed.round().clamp(1, self.n_max).long()
+        return perturbed.round().clamp(self.n_min, self.n_max).long()
 
     def sample(self, omega: float, num_tasks: int, generator: torch.Generator) -> MetaBatch:
         """A meta-batch of ``num_tasks`` tasks whose sizes are drawn at ``omega``."""

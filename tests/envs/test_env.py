@@ -122,7 +122,7 @@ def test_bad_settings_raise_clear_errors(kwargs, error, match):
 
 
 def test_continuous_action_moves_and_clips_omega():
-    env = MetaCurriculumEnv(student="analytic", n_max=11)
+    env = MetaCurriculumEnv(student="analytic", n_max=11, omega_min=1.0)
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.array([0.5], np.float32))
     assert info["omega"] == pytest.approx(6.0)
@@ -135,13 +135,25 @@ def test_continuous_action_moves_and_clips_omega():
 
 
 def test_discrete_actions_step_omega():
-    env = MetaCurriculumEnv(student="analytic", n_max=5, action_type="discrete", omega_step=1.5)
+    env = MetaCurriculumEnv(
+        student="analytic", n_max=5, action_type="discrete", omega_step=1.5, omega_min=1.0
+    )
     assert env.action_space == gym.spaces.Discrete(3)
     env.reset(seed=0)
     omegas = [env.step(a)[4]["omega"] for a in (2, 2, 1, 0, 0, 0)]
     assert omegas == [2.5, 4.0, 4.0, 2.5, 1.0, 1.0]
     with pytest.raises(ValueError, match="0 \\(down\\), 1 \\(stay\\) or 2 \\(up\\)"):
         env.step(3)
+
+
+def test_default_range_skips_one_way_tasks():
+    env = MetaCurriculumEnv(student="analytic", n_max=6)
+    _, info = env.reset(seed=0)
+    assert info["omega"] == info["omega_min"] == 2.0
+    _, _, _, _, info = env.step(np.array([-1.0], np.float32))
+    assert info["omega"] == 2.0 and min(info["n_way"]) == 2
+    with pytest.raises(ValueError, match="omega_min=7"):
+        MetaCurriculumEnv(student="analytic", n_max=6, omega_min=7.0)
 
 
 def test_action_for_omega_inverts_the_action_mapping():
@@ -184,4 +196,4 @@ def test_observation_layout():
 def test_ansi_render():
     env = MetaCurriculumEnv(student="analytic", render_mode="ansi")
     env.reset(seed=0)
-    assert "omega 1.00" in env.render()
+    assert "omega 2.00" in env.render()

@@ -1,0 +1,44 @@
+"""The benchmark harness: teacher x env x seed runs, statistics over seeds, plots.
+
+Run a benchmark from Python as the command line does::
+
+    from metacurriculum.benchmarks import resolve, run_benchmark, report, plot_all
+
+    config = resolve("reduced", out="runs/reduced")     # or resolve(None, envs=[...], ...)
+    run_benchmark(config)
+    print(report(config.out))
+    plot_all(config.out)
+
+See :mod:`~metacurriculum.benchmarks.harness` for the run folders,
+:mod:`~metacurriculum.benchmarks.stats` for the statistics and
+:mod:`~metacurriculum.benchmarks.presets` for the named experiments.
+"""
+
+from metacurriculum.benchmarks.execution import BenchConfig, run_benchmark
+from metacurriculum.benchmarks.harness import (
+    BenchmarkError,
+    ConfigMismatchError,
+    RunSpec,
+    execute_run,
+    expand,
+)
+from metacurriculum.benchmarks.plots import plot_all
+from metacurriculum.benchmarks.presets import PRESETS, Preset, resolve
+from metacurriculum.benchmarks.stats import load_runs, report, summarize
+
+__all__ = [
+    "PRESETS",
+    "BenchConfig",
+    "BenchmarkError",
+    "ConfigMismatchError",
+    "Preset",
+    "RunSpec",
+    "execute_run",
+    "expand",
+    "load_runs",
+    "plot_all",
+    "report",
+    "resolve",
+    "run_benchmark",
+    "summarize",
+]

@@ -1,2 +1,360 @@
-def main() -> None:
-    raise SystemExit("not yet")
+"""The ``metacurriculum`` command: benchmark teachers, aggregate and plot runs, list what exists.
+
+Subcommands (``metacurriculum SUBCOMMAND --help`` for each)::
+
+    metacurriculum bench --env MetaCurriculum-Omniglot20-v0 \\
+        --teachers adaptive,static,none,random,tscl-window --seeds 5
+    metacurriculum bench --preset reduced --out runs/reduced
+    metacurriculum table runs/          # alias: report
+    metacurriculum plot runs/
+    metacurriculum envs | teachers | presets
+
+The work happens in :mod:`metacurriculum.benchmarks`; this module only parses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+
+import metacurriculum
+
+DESCRIPTION = (
+    "Benchmark curriculum teachers of a MAML student: run teachers x envs x seeds, "
+    "aggregate and plot the runs, list envs, teachers and presets."
+)
+
+
+# -- option values -------------------------------------------------------------------
+
+
+def _split(text: str) -> list[str]:
+    """Split at commas outside brackets and quotes: ``a=1,b=[1,2]`` -> ``['a=1', 'b=[1,2]']``."""
+    parts, depth, quote, current = [], 0, "", ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "[({":
+            depth += 1
+        elif char in "])}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+            continue
+        current += char
+    return [p.strip() for p in [*parts, current] if p.strip()]
+
+
+def parse_value(text: str) -> Any:
+    """A setting's value: JSON (``3``, ``0.1``, ``true``, ``[1, 2]``), a Python literal
+    (``True``, ``None``), else the text itself (``cuda``)."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError):
+            pass
+    return text
+
+
+def parse_kwargs(text: str) -> dict[str, Any]:
+    """``"budget=200,device=cpu"`` -> ``{"budget": 200, "device": "cpu"}``."""
+    out = {}
+    for item in _split(text):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not KEY=VALUE; write e.g. budget=200,device=cpu."
+            )
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def parse_teacher_kwargs(text: str) -> dict[str, dict[str, Any]]:
+    """``"adaptive:step=1,window=4,static:threshold=0.3"`` -> kwargs per teacher.
+
+    An item without ``TEACHER:`` belongs to the teacher named last.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    teacher = None
+    for item in _split(text):
+        head, colon, rest = item.partition(":")
+        if colon and "=" not in head:
+            teacher, item = head.strip(), rest
+        if teacher is None:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} names no teacher; write TEACHER:KEY=VALUE, e.g. adaptive:step=1."
+            )
+        out.setdefault(teacher, {}).update(parse_kwargs(item))
+    return out
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"5"`` -> seeds 0..4; ``"0,3,7"`` -> those; ``"10-14"`` -> 10..14 (inclusive)."""
+    try:
+        if "," in text:
+            return tuple(int(s) for s in text.split(",") if s.strip())
+        if "-" in text.strip()[1:]:
+            low, high = text.split("-", 1)
+            return tuple(range(int(low), int(high) + 1))
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds {text!r}: write a count (5 = seeds 0..4), a list (0,3,7) or a range (10-14)."
+        ) from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"seeds {text!r}: the count must be >= 1.")
+    return tuple(range(count))
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+# -- listings ------------------------------------------------------------------------
+
+
+def env_ids() -> list[str]:
+    """Registered MetaCurriculum env ids."""
+    return sorted(env_id for env_id in gym.registry if "MetaCurriculum" in env_id)
+
+
+def teacher_lines() -> list[str]:
+    """``name  first docstring line`` for each registered teacher."""
+    from metacurriculum.teachers import TEACHERS
+
+    lines = []
+    for name in sorted(TEACHERS):
+        doc = (TEACHERS[name].__doc__ or "").strip().splitlines()
+        first = re.sub(r":\w+:`([^`]*)`", r"\1", doc[0]).replace("``", "") if doc else ""
+        lines.append(f"  {name:14} {first}")
+    return lines
+
+
+def _epilog() -> str:
+    from metacurriculum.benchmarks.presets import PRESETS
+
+    presets = [f"  {name:17} {preset.description}" for name, preset in PRESETS.items()]
+    envs = [f"  {env_id}" for env_id in env_ids()]
+    return "\n".join(
+        ["teachers:", *teacher_lines(), "", "env ids:", *envs, "", "presets:", *presets]
+    )
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    for env_id in env_ids():
+        spec = gym.spec(env_id)
+        settings = ", ".join(f"{k}={v}" for k, v in spec.kwargs.items())
+        print(f"{env_id}\n    {settings}; {spec.max_episode_steps} env steps per episode")
+    return 0
+
+
+def _cmd_teachers(args: argparse.Namespace) -> int:
+    print("\n".join(line[2:] for line in teacher_lines()))
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from metacurriculum.benchmarks.presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        print(f"{name}: {preset.description}")
+        print(f"    envs {', '.join(preset.envs)}; teachers {', '.join(preset.teachers)}")
+        print(f"    seeds {list(preset.seeds)}; eval tasks {preset.eval_tasks}")
+        print(f"    env kwargs {dict(preset.env_kwargs)}")
+        print(f"    teacher kwargs {dict(preset.teacher_kwargs)}")
+    return 0
+
+
+# -- benchmark, table, plots ---------------------------------------------------------
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from metacurriculum.benchmarks import execution, presets
+
+    teacher_kwargs: dict[str, dict[str, Any]] = {}
+    for given in args.teacher_kwargs or []:
+        for teacher, kwargs in given.items():
+            teacher_kwargs.setdefault(teacher, {}).update(kwargs)
+    config = presets.resolve(
+        args.preset,
+        envs=[i for text in args.env for i in _names(text)] if args.env else None,
+        teachers=_names(args.teachers) if args.teachers else None,
+        seeds=args.seeds,
+        env_kwargs={k: v for given in args.env_kwargs or [] for k, v in given.items()} or None,
+        teacher_kwargs=teacher_kwargs or None,
+        eval_tasks=args.eval_tasks,
+        eval_seed=args.eval_seed,
+        device=args.device,
+        out=args.out,
+        workers=args.workers,
+        threads=args.threads,
+        overwrite=args.overwrite or None,
+        plots=False if args.no_plots else None,
+        imports=args.imports,
+    )
+    execution.run_benchmark(config)
+    _report(config.out)
+    if config.plots:
+        _plots(config.out)
+    return 0
+
+
+def _report(root: str) -> None:
+    from metacurriculum.benchmarks.stats import report
+
+    print(report(root))
+    print(f"results: {root}/results.md, {root}/results.csv, {root}/runs.csv")
+
+
+def _plots(root: str, out: str | None = None) -> None:
+    from metacurriculum.benchmarks.plots import plot_all
+
+    for path in plot_all(root, out):
+        print(f"plot: {path}")
+
+
+def _cmd_table(args: argparse.Namespace) -> int:
+    _report(args.runs_dir)
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    _plots(args.runs_dir, args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``metacurriculum`` command."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="metacurriculum",
+        description=DESCRIPTION,
+        epilog=_epilog(),
+        formatter_class=formatter,
+    )
+    parser.add_argument("--version", action="version", version=metacurriculum.__version__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    bench = sub.add_parser(
+        "bench",
+        help="run teachers x envs x seeds, then aggregate and plot",
+        description="Run every teacher on every env from every seed; each run gets its own "
+        "folder OUT/<env_id>/<teacher>/seed_<s>/. Finished runs are kept, interrupted ones "
+        "redone: rerun the same command to finish. Options override the preset's fields.",
+        epilog=_epilog(),
+        formatter_class=formatter,
+    )
+    add = bench.add_argument
+    add("--preset", help="a named experiment (see below); other options override its fields")
+    add("--env", action="append", metavar="ID", help="env id(s), repeatable or comma-separated")
+    add(
+        "--teachers",
+        help="comma-separated teacher names (default: adaptive,static,none,random,tscl-window)",
+    )
+    add(
+        "--seeds",
+        type=parse_seeds,
+        help="a count N (seeds 0..N-1), a list 0,3,7 or a range 10-14 (default 5)",
+    )
+    add(
+        "--env-kwargs",
+        type=parse_kwargs,
+        action="append",
+        metavar="K=V,...",
+        help="env settings for every env, e.g. budget=200,hidden=32,device=cpu",
+    )
+    add(
+        "--teacher-kwargs",
+        type=parse_teacher_kwargs,
+        action="append",
+        metavar="T:K=V,...",
+        help="teacher settings, e.g. adaptive:step=1,static:threshold=0.3",
+    )
+    add("--out", help="output root (default runs)")
+    add(
+        "--workers",
+        type=int,
+        help="parallel processes; 1 runs in this process (default: one per core)",
+    )
+    add("--threads", type=int, help="torch threads per run (default: cores // workers, >= 1)")
+    add(
+        "--eval-tasks",
+        type=int,
+        help="unseen tasks of the final evaluation (default 200; the paper: 10)",
+    )
+    add("--eval-seed", type=int, help="seed of the final evaluation's tasks (default 0)")
+    add(
+        "--device",
+        help="the student's device: cpu, cuda, cuda:1 (default: the env's, CUDA when present)",
+    )
+    add(
+        "--overwrite",
+        action="store_true",
+        help="recompute finished runs whose stored config differs",
+    )
+    add("--no-plots", action="store_true", help="skip the plots at the end")
+    add(
+        "--import",
+        dest="imports",
+        action="append",
+        metavar="MODULE",
+        help="import MODULE here and in workers first (registers your envs or teachers)",
+    )
+    bench.set_defaults(func=_cmd_bench)
+
+    for name, aliases, func, text in (
+        ("table", ["report"], _cmd_table, "aggregate finished runs into results.md/.csv"),
+        ("plot", [], _cmd_plot, "draw the plots of finished runs (PNG)"),
+    ):
+        command = sub.add_parser(name, aliases=aliases, help=text, description=text)
+        command.add_argument("runs_dir", metavar="RUNS_DIR", help="a bench --out folder")
+        if name == "plot":
+            command.add_argument("--out", help="folder of the PNGs (default RUNS_DIR/plots)")
+        command.set_defaults(func=func)
+    for name, func, text in (
+        ("envs", _cmd_envs, "list the registered env ids and their settings"),
+        ("teachers", _cmd_teachers, "list the registered teachers"),
+        ("presets", _cmd_presets, "list the benchmark presets"),
+    ):
+        sub.add_parser(name, help=text, description=text).set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``metacurriculum`` command with ``argv`` (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 1 on a benchmark error, 130 when interrupted.
+    """
+    from metacurriculum.benchmarks.harness import BenchmarkError
+
+    args = build_parser().parse_args(argv)
+    package_logger = logging.getLogger("metacurriculum")
+    if not package_logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        package_logger.addHandler(handler)
+        package_logger.setLevel(logging.INFO)
+    try:
+        return args.func(args)
+    except (BenchmarkError, FileNotFoundError, ImportError) as error:
+        print(f"metacurriculum {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to finish the remaining runs.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

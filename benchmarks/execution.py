@@ -1,0 +1,327 @@
+"""Executing a benchmark: its one config, runs in parallel spawned processes, progress.
+
+``run_benchmark(BenchConfig(...))`` expands the config into runs
+(:func:`~metacurriculum.benchmarks.harness.expand`), checks names and settings, skips
+finished runs, and executes the rest: in this process with ``workers=1``, else in a
+pool of processes started with *spawn* (so CUDA is initialised only inside workers).
+Each run gets ``cores // workers`` torch threads (or ``threads``). Workers report
+meta-steps through a queue; a tqdm bar shows runs done and meta-steps (plain log
+lines when stderr is not a terminal).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing as mp
+import os
+import queue as queue_module
+import sys
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+from metacurriculum.benchmarks.harness import (
+    BenchmarkError,
+    RunSpec,
+    execute_run,
+    expand,
+    plan,
+    validate,
+)
+
+logger = logging.getLogger("metacurriculum.benchmarks")
+
+
+@dataclass
+class BenchConfig:
+    """Everything a benchmark needs; the command line and the presets both fill it in.
+
+    Attributes:
+        envs: env ids to run.
+        teachers: teacher names (``"none"`` is the baseline of the statistics).
+        seeds: seeds, each run once per env and teacher.
+        env_kwargs: settings applied to every env (``MetaCurriculumConfig`` fields).
+        teacher_kwargs: per teacher name, the kwargs of its factory.
+        eval_tasks: unseen tasks of each final evaluation (the paper: 10).
+        eval_seed: seed of the final evaluation's tasks, shared by every run.
+        device: the student's device (``"cpu"``, ``"cuda"``...); ``None`` keeps the env's.
+        out: output root; runs go to ``<out>/<env_id>/<teacher>/seed_<s>/``.
+        workers: parallel processes; 1 runs in this process; ``None`` one per core
+            (at most one per pending run).
+        threads: torch threads per run; ``None``: ``cores // workers``, at least 1. Small
+            CPU students run fastest on one thread each (and far slower when threads
+            outnumber free cores); the thread count can change CPU results in the last bits.
+        overwrite: recompute finished runs whose stored config differs, instead of failing.
+        plots: draw the plots at the end.
+        imports: modules imported here and in every worker before anything runs, e.g.
+            ones that register your own env ids or teachers.
+    """
+
+    envs: Sequence[str] = ("MetaCurriculum-Analytic-v0",)
+    teachers: Sequence[str] = ("adaptive", "static", "none", "random", "tscl-window")
+    seeds: Sequence[int] = (0, 1, 2, 3, 4)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    teacher_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    eval_tasks: int = 200
+    eval_seed: int = 0
+    device: str | None = None
+    out: str = "runs"
+    workers: int | None = None
+    threads: int | None = None
+    overwrite: bool = False
+    plots: bool = True
+    imports: Sequence[str] = ()
+
+    def specs(self) -> list[RunSpec]:
+        """The runs of this benchmark (see :func:`~metacurriculum.benchmarks.harness.expand`)."""
+        unknown = sorted(set(self.teacher_kwargs) - set(self.teachers))
+        if unknown:
+            raise BenchmarkError(
+                f"teacher kwargs given for {unknown}, which are not among the teachers "
+                f"{list(self.teachers)}; add them to --teachers or drop their kwargs."
+            )
+        env_kwargs = dict(self.env_kwargs)
+        if self.device is not None:
+            env_kwargs["device"] = self.device
+        return expand(
+            self.envs,
+            self.teachers,
+            self.seeds,
+            env_kwargs=env_kwargs,
+            teacher_kwargs=self.teacher_kwargs,
+            eval_tasks=self.eval_tasks,
+            eval_seed=self.eval_seed,
+        )
+
+
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def import_modules(modules: Sequence[str]) -> None:
+    """Import ``modules`` (they register env ids or teachers as a side effect)."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise BenchmarkError(f"--import {name!r} failed: {error}") from None
+
+
+def run_benchmark(config: BenchConfig, *, progress: bool | None = None) -> list[RunSpec]:
+    """Run every unfinished run of ``config`` and return all its runs (done and new).
+
+    Args:
+        config: the benchmark.
+        progress: show tqdm bars; ``None`` shows them when stderr is a terminal.
+
+    Raises:
+        BenchmarkError: bad names or settings (before anything runs), finished runs with
+            other settings (:class:`~metacurriculum.benchmarks.harness.ConfigMismatchError`),
+            or runs that failed (after the others finished; tracebacks in ``error.txt``).
+    """
+    import_modules(config.imports)
+    specs = config.specs()
+    validate(specs)
+    pending = plan(specs, config.out, overwrite=config.overwrite)
+    logger.info(
+        "%d runs, %d finished before, %d to do", len(specs), len(specs) - len(pending), len(pending)
+    )
+    if not pending:
+        return specs
+    if (config.workers is not None and config.workers < 1) or (config.threads or 1) < 1:
+        raise BenchmarkError(
+            f"workers={config.workers} and threads={config.threads} must be >= 1 (or None)."
+        )
+    workers = min(config.workers or available_cores(), len(pending))
+    threads = config.threads or max(1, available_cores() // workers)
+    bar = Progress(pending, enabled=sys.stderr.isatty() if progress is None else progress)
+    try:
+        if workers == 1:
+            failures = _run_here(pending, config.out, bar, threads)
+        else:
+            failures = _run_pool(pending, config, workers, threads, bar)
+    finally:
+        bar.close()
+    if failures:
+        lines = [f"  {spec.folder(config.out)}: {message}" for spec, message in failures]
+        raise BenchmarkError(
+            f"{len(failures)} of {len(pending)} runs failed (traceback in each error.txt):\n"
+            + "\n".join(lines)
+            + "\nFix the cause and rerun the same command; finished runs are kept."
+        )
+    return specs
+
+
+def _record_failure(spec: RunSpec, out: str, error: BaseException | str) -> str:
+    text = error if isinstance(error, str) else "".join(traceback.format_exception(error))
+    folder = spec.folder(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "error.txt").write_text(text)
+    return text.strip().splitlines()[-1] if text.strip() else "failed"
+
+
+def _run_here(
+    pending: Sequence[RunSpec], out: str, bar: Progress, threads: int
+) -> list[tuple[RunSpec, str]]:
+    import torch
+
+    failures, before = [], torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for spec in pending:
+            try:
+                summary = execute_run(spec, out, on_step=bar.step)
+            except Exception as error:  # one failed run must not stop the others
+                failures.append((spec, _record_failure(spec, out, error)))
+                bar.finish(spec, None)
+            else:
+                (spec.folder(out) / "error.txt").unlink(missing_ok=True)
+                bar.finish(spec, summary)
+    finally:
+        torch.set_num_threads(before)
+    return failures
+
+
+# -- worker processes ----------------------------------------------------------------
+
+_QUEUE: Any = None
+
+
+def _init_worker(threads: int, queue: Any, imports: Sequence[str]) -> None:
+    """Set up a spawned worker: thread count, the progress queue, registrations."""
+    global _QUEUE
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    import metacurriculum  # noqa: F401 - registers the env ids in this process
+
+    import_modules(imports)
+    _QUEUE = queue
+
+
+def _report(spec: RunSpec, meta_step: int, budget: int) -> None:
+    _QUEUE.put((spec.name, meta_step, budget))
+
+
+def _worker_run(spec: RunSpec, out: str) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        summary = execute_run(spec, out, on_step=_report)
+    except Exception:  # the parent records it; a traceback object does not pickle
+        return None, traceback.format_exc()
+    (spec.folder(out) / "error.txt").unlink(missing_ok=True)
+    return summary, None
+
+
+def _run_pool(
+    pending: Sequence[RunSpec], config: BenchConfig, workers: int, threads: int, bar: Progress
+) -> list[tuple[RunSpec, str]]:
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    by_name = {spec.name: spec for spec in pending}
+    failures = []
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(threads, queue, tuple(config.imports)),
+    )
+    try:
+        futures = {pool.submit(_worker_run, spec, config.out): spec for spec in pending}
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(queue, by_name, bar)
+            for future in done:
+                spec = futures[future]
+                try:
+                    summary, error = future.result()
+                except BrokenProcessPool:
+                    raise BenchmarkError(
+                        f"a worker process died while running {spec.name} (out of memory?); "
+                        "finished runs are kept: rerun with fewer --workers to finish."
+                    ) from None
+                if error is not None:
+                    failures.append((spec, _record_failure(spec, config.out, error)))
+                bar.finish(spec, summary)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return failures
+
+
+def _drain(queue: Any, by_name: dict[str, RunSpec], bar: Progress) -> None:
+    while True:
+        try:
+            name, meta_step, budget = queue.get_nowait()
+        except queue_module.Empty:
+            return
+        bar.step(by_name[name], meta_step, budget)
+
+
+class Progress:
+    """Runs done and meta-steps trained, as tqdm bars on a terminal, else as log lines.
+
+    Args:
+        pending: the runs to do.
+        enabled: draw bars; when False, log one line per finished run.
+    """
+
+    def __init__(self, pending: Sequence[RunSpec], enabled: bool) -> None:
+        self.total = len(pending)
+        self.count = 0
+        self.seen: dict[str, int] = {}
+        self.budgets: dict[str, int] = {}
+        self.runs = self.steps = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            budgets = sum(spec.env_settings().budget for spec in pending)
+            self.runs = tqdm(total=self.total, desc="runs", unit="run", position=0)
+            self.steps = tqdm(total=budgets, desc="meta-steps", unit="step", position=1)
+
+    def step(self, spec: RunSpec, meta_step: int, budget: int) -> None:
+        """A worker reached ``meta_step`` of ``budget`` in ``spec``."""
+        if self.steps is not None:
+            self.steps.update(meta_step - self.seen.get(spec.name, 0))
+            self.steps.set_postfix_str(f"{spec.name} {meta_step}/{budget}", refresh=False)
+        self.seen[spec.name] = meta_step
+        self.budgets[spec.name] = budget
+
+    def finish(self, spec: RunSpec, summary: dict[str, Any] | None) -> None:
+        """``spec`` finished (``summary`` from ``done.json``) or failed (``None``)."""
+        self.count += 1
+        if self.steps is not None and spec.name in self.budgets:  # a diverged run ends early
+            self.steps.update(self.budgets[spec.name] - self.seen[spec.name])
+        if summary is None:
+            line = f"[{self.count}/{self.total}] FAILED {spec.name}"
+        else:
+            line = (
+                f"[{self.count}/{self.total}] {spec.name}: final loss "
+                f"{_fmt(summary['final_loss'])}, accuracy {_fmt(summary['final_accuracy'])} "
+                f"({summary['train_seconds']:.1f} s)"
+            )
+        if self.runs is None:
+            logger.info(line)
+            return
+        self.runs.write(line)
+        self.runs.update(1)
+
+    def close(self) -> None:
+        """Close the bars."""
+        for bar in (self.runs, self.steps):
+            if bar is not None:
+                bar.close()
+
+
+def _fmt(value: float | None) -> str:
+    return "nan" if value is None else f"{value:.4f}"

@@ -1,0 +1,424 @@
+"""The benchmark harness: teacher x env x seed runs, one folder each, finished runs kept.
+
+One run trains a fresh student for one episode under one teacher, then adapts it to
+unseen tasks of the hardest distribution (``evaluate_test``). Its folder,
+``<out>/<env_id>/<teacher>/seed_<s>/``, holds:
+
+| file              | written                            | what it holds                          |
+|-------------------|------------------------------------|----------------------------------------|
+| ``config.json``   | first (atomically)                 | the resolved run: env id and settings, teacher and kwargs, seed, evaluation, versions |
+| ``steps.jsonl``   | one line per env step, as it runs  | step, meta_step, omega, n_way, losses, accuracies, reward, wall time |
+| ``student.pt``    | after training (atomically)        | the student's final state (``save_student``) |
+| ``evaluation.json`` | after training (atomically)      | per inner step mean loss/accuracy, per-task arrays |
+| ``done.json``     | last (atomically)                  | summary; its presence marks the run finished |
+
+A folder with ``done.json`` is never recomputed (its ``config.json`` must match the
+requested run, else :class:`ConfigMismatchError`, or it is recomputed under
+``overwrite=True``). A folder without it was interrupted: it is cleared and the run
+is redone from its seed, which gives the same numbers on the CPU. Execution lives in
+:mod:`metacurriculum.benchmarks.execution`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import metacurriculum
+from metacurriculum.envs.config import MetaCurriculumConfig
+
+#: The files of a run folder; everything else in it is left alone.
+CONFIG, STEPS, STUDENT, EVALUATION, DONE = (
+    "config.json",
+    "steps.jsonl",
+    "student.pt",
+    "evaluation.json",
+    "done.json",
+)
+RUN_FILES = (CONFIG, STEPS, STUDENT, EVALUATION, DONE)
+
+#: The per-step ``info`` keys logged to ``steps.jsonl``.
+STEP_KEYS = (
+    "meta_step",
+    "omega",
+    "n_way",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_loss_normalized",
+    "target_loss",
+    "target_accuracy",
+    "target_loss_normalized",
+    "diverged",
+)
+
+
+class BenchmarkError(Exception):
+    """A benchmark that cannot start or finish: bad names or settings, mismatched runs."""
+
+
+class ConfigMismatchError(BenchmarkError):
+    """A finished run's stored config differs from the run requested in the same folder."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: a teacher trains a fresh student on one env from one seed.
+
+    Attributes:
+        env_id: a registered MetaCurriculum id, e.g. ``"MetaCurriculum-Omniglot20-v0"``.
+        teacher: a registered teacher name (``metacurriculum.teachers.list_teachers()``).
+        seed: seeds the env (student, tasks) and the teacher.
+        env_kwargs: settings overriding the id's registered ones (``MetaCurriculumConfig`` fields).
+        teacher_kwargs: keyword arguments of the teacher's factory.
+        eval_tasks: unseen tasks of the final evaluation.
+        eval_seed: seed of the final evaluation's tasks (the same for every run).
+    """
+
+    env_id: str
+    teacher: str
+    seed: int
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    teacher_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    eval_tasks: int = 200
+    eval_seed: int = 0
+
+    @property
+    def name(self) -> str:
+        """``<env_id>/<teacher>/seed_<s>``: the folder relative to the output root."""
+        return f"{self.env_id.replace('/', '--')}/{self.teacher}/seed_{self.seed}"
+
+    def folder(self, out: str | os.PathLike) -> Path:
+        """The run's folder under the output root ``out``."""
+        return Path(out) / self.name
+
+    def env_settings(self) -> MetaCurriculumConfig:
+        """The env's settings: the registered ones with :attr:`env_kwargs` applied."""
+        registered = dict(gym.spec(self.env_id).kwargs)
+        return MetaCurriculumConfig.from_overrides(**{**registered, **self.env_kwargs})
+
+    def make_env(self) -> gym.Env:
+        """The env of this run, with a time limit that matches the (overridden) budget."""
+        settings = self.env_settings()
+        return gym.make(
+            self.env_id, max_episode_steps=settings.episode_steps, **dict(self.env_kwargs)
+        )
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the run's numbers, as stored in ``config.json`` and compared on resume."""
+        identity = {
+            "env_id": self.env_id,
+            "env_kwargs": dict(self.env_kwargs),
+            "env_settings": self.env_settings().to_dict(),
+            "teacher": self.teacher,
+            "teacher_kwargs": dict(self.teacher_kwargs),
+            "seed": self.seed,
+            "eval_tasks": self.eval_tasks,
+            "eval_seed": self.eval_seed,
+        }
+        return json.loads(json.dumps(identity))  # tuples -> lists, as read back from disk
+
+
+def expand(
+    envs: Sequence[str],
+    teachers: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
+    teacher_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    eval_tasks: int = 200,
+    eval_seed: int = 0,
+) -> list[RunSpec]:
+    """Every (env, seed, teacher) combination as a :class:`RunSpec`.
+
+    Seeds vary slower than teachers, so an interrupted benchmark holds whole seeds of
+    every teacher rather than every seed of the first teachers.
+
+    Args:
+        envs: env ids.
+        teachers: teacher names.
+        seeds: env and teacher seeds.
+        env_kwargs: settings applied to every env.
+        teacher_kwargs: per teacher name, the kwargs of its factory.
+        eval_tasks: unseen tasks of each final evaluation.
+        eval_seed: seed of the final evaluation's tasks.
+    """
+    teacher_kwargs = teacher_kwargs or {}
+    return [
+        RunSpec(
+            env_id=env_id,
+            teacher=teacher,
+            seed=int(seed),
+            env_kwargs=dict(env_kwargs or {}),
+            teacher_kwargs=dict(teacher_kwargs.get(teacher, {})),
+            eval_tasks=eval_tasks,
+            eval_seed=eval_seed,
+        )
+        for env_id in envs
+        for seed in seeds
+        for teacher in teachers
+    ]
+
+
+def validate(specs: Sequence[RunSpec]) -> None:
+    """Check names and settings before anything runs, so a typo fails in seconds.
+
+    Raises:
+        BenchmarkError: for an unknown env id or teacher, bad env settings or teacher kwargs,
+            duplicate runs, or a non-positive number of evaluation tasks.
+    """
+    from metacurriculum.teachers import list_teachers, make_teacher
+
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise BenchmarkError("the same run is requested twice; list each env, teacher, seed once.")
+    for env_id in dict.fromkeys(spec.env_id for spec in specs):
+        if env_id not in gym.registry:
+            ids = sorted(i for i in gym.registry if "MetaCurriculum" in i)
+            close = difflib.get_close_matches(env_id, ids, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise BenchmarkError(
+                f"unknown env id {env_id!r}.{hint} Registered: {', '.join(ids)}. "
+                "An id registered by your own module needs --import MODULE."
+            )
+    checked: set[str] = set()
+    for spec in specs:
+        if spec.eval_tasks < 1:
+            raise BenchmarkError(f"eval_tasks={spec.eval_tasks} must be >= 1.")
+        try:
+            spec.env_settings()
+        except (TypeError, ValueError) as error:
+            raise BenchmarkError(f"bad env settings for {spec.env_id}: {error}") from None
+        key = json.dumps([spec.teacher, dict(spec.teacher_kwargs)], sort_keys=True, default=str)
+        if key in checked:
+            continue
+        checked.add(key)
+        if spec.teacher not in list_teachers():
+            close = difflib.get_close_matches(spec.teacher, list_teachers(), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise BenchmarkError(
+                f"unknown teacher {spec.teacher!r}.{hint} Registered: {', '.join(list_teachers())}."
+            )
+        try:
+            make_teacher(spec.teacher, **spec.teacher_kwargs)
+        except (TypeError, ValueError) as error:
+            raise BenchmarkError(
+                f"teacher {spec.teacher!r} rejects kwargs {dict(spec.teacher_kwargs)}: {error}"
+            ) from None
+
+
+# -- run folders ---------------------------------------------------------------------
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically: a temporary file, fsync, ``os.replace``."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, allow_nan=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def is_done(folder: Path) -> bool:
+    """True when the run in ``folder`` finished (its ``done.json`` exists)."""
+    return (folder / DONE).is_file()
+
+
+def stored_mismatch(spec: RunSpec, folder: Path) -> dict[str, tuple[Any, Any]]:
+    """Where ``folder``'s ``config.json`` differs from ``spec``: ``{key: (stored, requested)}``,
+    with nested keys dotted (``"env_settings.budget"``)."""
+    try:
+        stored = json.loads((folder / CONFIG).read_text())
+    except (OSError, ValueError):
+        return {"config.json": ("missing or unreadable", "present")}
+    wanted = spec.identity()
+    del wanted["env_kwargs"]  # the resolved env_settings decide; budget=1000 twice is no clash
+    diffs = {}
+    for key, value in wanted.items():
+        old = stored.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            for sub in sorted(set(old) | set(value)):
+                if old.get(sub) != value.get(sub):
+                    diffs[f"{key}.{sub}"] = (old.get(sub), value.get(sub))
+        elif old != value:
+            diffs[key] = (old, value)
+    return diffs
+
+
+def plan(
+    specs: Sequence[RunSpec], out: str | os.PathLike, overwrite: bool = False
+) -> list[RunSpec]:
+    """The runs still to do: those without a finished folder (or mismatched, with ``overwrite``).
+
+    Raises:
+        ConfigMismatchError: when finished runs were made with other settings and
+            ``overwrite`` is False; the message lists them and what differs.
+    """
+    pending, clashes = [], []
+    for spec in specs:
+        folder = spec.folder(out)
+        if not is_done(folder):
+            pending.append(spec)
+            continue
+        mismatch = stored_mismatch(spec, folder)
+        if mismatch and overwrite:
+            pending.append(spec)
+        elif mismatch:
+            diffs = "; ".join(
+                f"{k}: stored {a!r}, requested {b!r}" for k, (a, b) in mismatch.items()
+            )
+            clashes.append(f"  {folder}: {diffs}")
+    if clashes:
+        raise ConfigMismatchError(
+            f"{len(clashes)} finished run(s) in {out} were made with other settings:\n"
+            + "\n".join(clashes[:10])
+            + ("\n  ..." if len(clashes) > 10 else "")
+            + "\nUse another --out, or pass --overwrite to recompute them."
+        )
+    return pending
+
+
+def clear_run(folder: Path) -> None:
+    """Remove a run's own files (and leftover temporary files) from ``folder``."""
+    leftovers = [*folder.glob("*.tmp"), *folder.glob(f".{STUDENT}.*")]  # interrupted writes
+    for path in [*(folder / name for name in RUN_FILES), *leftovers]:
+        path.unlink(missing_ok=True)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape a run's numbers."""
+    import torch
+
+    return {
+        "metacurriculum": metacurriculum.__version__,
+        "torch": torch.__version__,
+        "gymnasium": gym.__version__,
+        "numpy": np.__version__,
+    }
+
+
+# -- one run -------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays unwrapped, NaN and infinities as null."""
+    if isinstance(value, dict):
+        return {key: _jsonable(v) for key, v in value.items()}
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
+def step_record(
+    step: int, info: Mapping[str, Any], action: Any, reward: float | None, wall_s: float
+) -> dict[str, Any]:
+    """One line of ``steps.jsonl``: the step's action, ``info`` measurements and reward."""
+    record = {"step": step, **{key: info[key] for key in STEP_KEYS}}
+    action = None if action is None else np.asarray(action, dtype=float).reshape(-1)
+    record["action"] = None if action is None else (action[0] if action.size == 1 else action)
+    record.update(reward=reward, wall_s=round(wall_s, 4))
+    return _jsonable(record)
+
+
+def evaluation_record(curves: Any, spec: RunSpec) -> dict[str, Any]:
+    """``evaluation.json``: per inner step means over tasks, and the per-task arrays."""
+    loss, accuracy = np.asarray(curves.loss, float), np.asarray(curves.accuracy, float)
+    return _jsonable(
+        {
+            "eval_tasks": spec.eval_tasks,
+            "eval_seed": spec.eval_seed,
+            "inner_steps": list(range(loss.shape[1])),
+            "loss_mean": loss.mean(axis=0),
+            "accuracy_mean": accuracy.mean(axis=0),
+            "loss": loss,
+            "accuracy": accuracy,
+            "n_way": np.asarray(curves.n_way),
+        }
+    )
+
+
+#: Called after every env step with (spec, meta_step, budget).
+StepCallback = Callable[[RunSpec, int, int], None]
+
+
+def execute_run(
+    spec: RunSpec, out: str | os.PathLike, on_step: StepCallback | None = None
+) -> dict[str, Any]:
+    """Run one teacher-student episode, evaluate the student, and write the run's folder.
+
+    Any earlier, unfinished content of the folder is cleared first, so a rerun after
+    an interruption starts from the same seed and reproduces the same numbers.
+
+    Returns:
+        The summary written to ``done.json``.
+    """
+    from metacurriculum.teachers import make_teacher
+
+    folder = spec.folder(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    clear_run(folder)
+    write_json(folder / CONFIG, {**spec.identity(), "versions": versions()})
+    env = spec.make_env()
+    teacher = make_teacher(spec.teacher, **spec.teacher_kwargs)
+    start = time.perf_counter()
+
+    obs, info = env.reset(seed=spec.seed)
+    teacher.reset(env.observation_space, env.action_space, seed=spec.seed)
+    budget = int(info["budget"])
+    step, terminated = 0, False
+    with open(folder / STEPS, "w") as log:
+        log.write(json.dumps(step_record(0, info, None, None, 0.0)) + "\n")
+        while True:
+            action = teacher.act(obs, info)
+            obs, reward, terminated, truncated, info = env.step(action)
+            step += 1
+            wall = time.perf_counter() - start
+            log.write(json.dumps(step_record(step, info, action, reward, wall)) + "\n")
+            if on_step is not None:
+                on_step(spec, int(info["meta_step"]), budget)
+            if terminated or truncated:
+                break
+        log.flush()
+        os.fsync(log.fileno())
+    train_seconds = time.perf_counter() - start
+
+    student = env.unwrapped
+    student.save_student(str(folder / STUDENT))
+    curves = student.evaluate_test(spec.eval_tasks, spec.eval_seed)
+    evaluation = evaluation_record(curves, spec)
+    write_json(folder / EVALUATION, evaluation)
+    summary = _jsonable(
+        {
+            "final_loss": evaluation["loss_mean"][-1],
+            "final_accuracy": evaluation["accuracy_mean"][-1],
+            "initial_loss": evaluation["loss_mean"][0],
+            "initial_accuracy": evaluation["accuracy_mean"][0],
+            "final_target_loss": info["target_loss"],
+            "final_omega": info["omega"],
+            "env_steps": step,
+            "meta_steps": info["meta_step"],
+            "diverged": bool(terminated),
+            "train_seconds": round(train_seconds, 3),
+            "eval_seconds": round(time.perf_counter() - start - train_seconds, 3),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+    )
+    env.close()
+    write_json(folder / DONE, summary)
+    return summary

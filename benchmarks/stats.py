@@ -1,0 +1,381 @@
+"""Aggregation over seeds: per env and teacher, mean and IQM with bootstrap CIs, Welch tests.
+
+The score of a run is its final evaluation after the last inner step: the mean
+post-adaptation loss and accuracy over the unseen tasks of the hardest distribution
+(``evaluation.json``). Across seeds, per env and teacher:
+
+- the mean and the interquartile mean (IQM, ``scipy.stats.trim_mean(x, 0.25)``: robust
+  to one bad seed), each with a 95% percentile bootstrap confidence interval
+  (``scipy.stats.bootstrap``, 2000 resamples, seeded, so reports are reproducible);
+- Welch's t-test (``scipy.stats.ttest_ind(equal_var=False)``) of each teacher against
+  the baseline ``"none"`` (plain MAML on the hardest tasks), two-sided p-value.
+
+One seed gives a CI of the value itself and no p-value (NaN); constant values give a
+zero-width CI. Needs scipy: ``pip install metacurriculum[stats]``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metacurriculum.benchmarks.harness import CONFIG, DONE, EVALUATION, STEPS
+
+BASELINE = "none"
+RESAMPLES = 2000
+CONFIDENCE = 0.95
+
+
+def _scipy_stats() -> Any:
+    try:
+        from scipy import stats
+    except ImportError:
+        raise ImportError("the statistics need scipy: pip install metacurriculum[stats]") from None
+    return stats
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run read back from its folder.
+
+    Attributes:
+        folder: the run's folder.
+        config: ``config.json`` (env id and settings, teacher, seed, evaluation).
+        summary: ``done.json`` (final loss and accuracy, timings).
+        evaluation: ``evaluation.json`` (per inner step means and per-task arrays).
+    """
+
+    folder: Path
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    evaluation: dict[str, Any]
+
+    @property
+    def env_id(self) -> str:
+        return self.config["env_id"]
+
+    @property
+    def teacher(self) -> str:
+        return self.config["teacher"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    def curve(self, metric: str) -> np.ndarray:
+        """Mean ``"loss"`` or ``"accuracy"`` over unseen tasks, per inner step (0 = before)."""
+        return np.array(self.evaluation[f"{metric}_mean"], dtype=float)
+
+    @cached_property
+    def steps(self) -> dict[str, np.ndarray]:
+        """``steps.jsonl`` as columns (missing values as NaN)."""
+        lines = [json.loads(line) for line in (self.folder / STEPS).read_text().splitlines()]
+        keys = [k for k in lines[0] if k not in ("n_way", "action")]
+        return {k: np.array([np.nan if r[k] is None else r[k] for r in lines], float) for k in keys}
+
+
+def load_runs(root: str | Path) -> list[Run]:
+    """Every finished run under ``root``, sorted by env, teacher and seed.
+
+    Unfinished runs are left out (with a warning); so are nested benchmarks' plots.
+
+    Raises:
+        FileNotFoundError: when ``root`` holds no finished run.
+    """
+    root = Path(root)
+    runs, unfinished = [], 0
+    for config in sorted(root.glob(f"*/*/seed_*/{CONFIG}")):
+        folder = config.parent
+        if not (folder / DONE).is_file():
+            unfinished += 1
+            continue
+        read = [json.loads((folder / name).read_text()) for name in (CONFIG, DONE, EVALUATION)]
+        runs.append(Run(folder, *read))
+    if unfinished:
+        warnings.warn(
+            f"{unfinished} unfinished run(s) under {root} are left out; rerun the benchmark "
+            "to finish them.",
+            stacklevel=2,
+        )
+    if not runs:
+        raise FileNotFoundError(
+            f"no finished run under {root}; expected <env_id>/<teacher>/seed_<s>/{DONE} "
+            "(run `metacurriculum bench --out DIR` first)."
+        )
+    _warn_mixed_settings(runs)
+    return sorted(runs, key=lambda r: (r.env_id, r.teacher, r.seed))
+
+
+def _warn_mixed_settings(runs: Sequence[Run]) -> None:
+    settings: dict[str, set[str]] = {}
+    for run in runs:
+        keys = ("env_settings", "eval_tasks", "eval_seed")
+        key = json.dumps([run.config.get(k) for k in keys], sort_keys=True)
+        settings.setdefault(run.env_id, set()).add(key)
+    for env_id, found in settings.items():
+        if len(found) > 1:
+            warnings.warn(
+                f"runs of {env_id} were made with {len(found)} different env or evaluation "
+                "settings; their comparison mixes them (give each setting its own --out).",
+                stacklevel=3,
+            )
+
+
+def iqm(values: Sequence[float]) -> float:
+    """Interquartile mean: the mean of the middle 50% (``trim_mean(x, 0.25)``)."""
+    values = np.asarray(values, float)
+    return float(_scipy_stats().trim_mean(values, 0.25)) if values.size else math.nan
+
+
+def _iqm_axis(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return _scipy_stats().trim_mean(x, 0.25, axis=axis)
+
+
+def bootstrap_ci(
+    values: Sequence[float],
+    statistic: Callable[..., Any] = np.mean,
+    *,
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``statistic(values)``.
+
+    Args:
+        values: one number per seed.
+        statistic: vectorised over its ``axis`` argument (``np.mean``, the IQM...).
+        confidence: level of the interval.
+        resamples: bootstrap resamples.
+        seed: seeds the resampling.
+
+    Returns:
+        ``(low, high)``; ``(v, v)`` for one value or constant values, NaNs for none.
+    """
+    values = np.asarray(values, float)
+    if values.size == 0:
+        return math.nan, math.nan
+    if values.size == 1 or np.all(values == values[0]):
+        value = float(statistic(values, axis=-1))
+        return value, value
+    result = _scipy_stats().bootstrap(
+        (values,),
+        statistic,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def welch_p(values: Sequence[float], baseline: Sequence[float]) -> float:
+    """Two-sided p-value of Welch's t-test; NaN with fewer than two values on a side."""
+    values, baseline = np.asarray(values, float), np.asarray(baseline, float)
+    if values.size < 2 or baseline.size < 2:
+        return math.nan
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # zero variance on both sides
+        return float(_scipy_stats().ttest_ind(values, baseline, equal_var=False).pvalue)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A statistic over seeds with its confidence interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class TeacherResult:
+    """One row of the results table: a teacher on an env, over its seeds.
+
+    Attributes:
+        env_id: the env.
+        teacher: the teacher.
+        seeds: finished runs with a finite score.
+        metrics: per metric (``"loss"``, ``"accuracy"``, ``"initial_loss"``): the mean
+            and IQM estimates and the Welch p-value against the baseline.
+    """
+
+    env_id: str
+    teacher: str
+    seeds: int
+    metrics: dict[str, tuple[Estimate, Estimate, float]]
+
+
+#: The metrics of the results table: name -> key of ``done.json``.
+METRICS = {"loss": "final_loss", "accuracy": "final_accuracy", "initial_loss": "initial_loss"}
+
+
+def _scores(runs: Sequence[Run], key: str) -> np.ndarray:
+    values = np.array([np.nan if r.summary[key] is None else r.summary[key] for r in runs], float)
+    return values[np.isfinite(values)]
+
+
+def summarize(runs: Sequence[Run], baseline: str = BASELINE, seed: int = 0) -> list[TeacherResult]:
+    """The results table: one :class:`TeacherResult` per env and teacher.
+
+    Rows of an env are sorted by final-loss IQM, lowest first. A diverged run (no
+    finite score) is left out of its teacher's numbers; ``seeds`` counts the rest.
+    """
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.env_id, run.teacher), []).append(run)
+    rows = []
+    for (env_id, teacher), members in groups.items():
+        base = groups.get((env_id, baseline), [])
+        metrics = {}
+        for name, key in METRICS.items():
+            values = _scores(members, key)
+            mean = Estimate(_mean(values), *bootstrap_ci(values, np.mean, seed=seed))
+            robust = Estimate(iqm(values), *bootstrap_ci(values, _iqm_axis, seed=seed))
+            p = math.nan if teacher == baseline else welch_p(values, _scores(base, key))
+            metrics[name] = (mean, robust, p)
+        seeds = len(_scores(members, METRICS["loss"]))
+        rows.append(TeacherResult(env_id, teacher, seeds, metrics))
+    return sorted(rows, key=lambda r: (r.env_id, _nan_last(r.metrics["loss"][1].value)))
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(np.mean(values)) if values.size else math.nan
+
+
+def _nan_last(value: float) -> float:
+    return math.inf if math.isnan(value) else value
+
+
+def _num(value: float, digits: int = 4) -> str:
+    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _p(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def markdown(rows: Sequence[TeacherResult], runs: Sequence[Run], baseline: str = BASELINE) -> str:
+    """The results as markdown: one table per env."""
+    out = []
+    for env_id in dict.fromkeys(r.env_id for r in rows):
+        example = next(r for r in runs if r.env_id == env_id)
+        settings = example.config["env_settings"]
+        out += [
+            f"### {env_id}",
+            "",
+            f"Final evaluation: {example.config['eval_tasks']} unseen {settings['n_max']}-way "
+            f"tasks (eval seed {example.config['eval_seed']}), after "
+            f"{len(example.curve('loss')) - 1} inner steps; budget {settings['budget']} "
+            f"meta-steps. Mean and IQM over seeds with 95% bootstrap CIs; p: Welch's t-test "
+            f"against {baseline!r}.",
+            "",
+            "| teacher | seeds | loss mean [95% CI] | loss IQM [95% CI] | p (loss) "
+            "| accuracy mean [95% CI] | accuracy IQM [95% CI] | p (acc.) |",
+            "|---|---:|---|---|---:|---|---|---:|",
+        ]
+        for row in (r for r in rows if r.env_id == env_id):
+            cells = [row.teacher, str(row.seeds)]
+            for metric in ("loss", "accuracy"):
+                mean, robust, p = row.metrics[metric]
+                cells += [
+                    _estimate(mean),
+                    _estimate(robust),
+                    "—" if row.teacher == baseline else _p(p),
+                ]
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _estimate(e: Estimate) -> str:
+    return f"{_num(e.value)} [{_num(e.low)}, {_num(e.high)}]"
+
+
+def write_results(
+    rows: Sequence[TeacherResult], runs: Sequence[Run], out: str | Path
+) -> list[Path]:
+    """Write ``results.csv`` (a row per env and teacher), ``runs.csv`` (a row per run) and
+    ``results.md`` to ``out``; returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = []
+    for row in rows:
+        line: dict[str, Any] = {"env_id": row.env_id, "teacher": row.teacher, "seeds": row.seeds}
+        for metric, (mean, robust, p) in row.metrics.items():
+            for stat, e in (("mean", mean), ("iqm", robust)):
+                line |= {f"{metric}_{stat}": e.value, f"{metric}_{stat}_low": e.low}
+                line[f"{metric}_{stat}_high"] = e.high
+            line[f"{metric}_p_vs_{BASELINE}"] = p
+        table.append(line)
+    per_run = [
+        {"env_id": r.env_id, "teacher": r.teacher, "seed": r.seed, **r.summary, "folder": r.folder}
+        for r in runs
+    ]
+    paths = [_write_csv(out / "results.csv", table), _write_csv(out / "runs.csv", per_run)]
+    (out / "results.md").write_text(markdown(rows, runs))
+    return [*paths, out / "results.md"]
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def report(root: str | Path, out: str | Path | None = None) -> str:
+    """Aggregate the finished runs under ``root``; write the results to ``out`` (default
+    ``root``) and return the markdown table."""
+    runs = load_runs(root)
+    rows = summarize(runs)
+    write_results(rows, runs, root if out is None else out)
+    return markdown(rows, runs)
+
+
+# -- curves for the plots ------------------------------------------------------------
+
+
+def stack(curves: Sequence[np.ndarray]) -> np.ndarray:
+    """Curves of different lengths (a diverged run stops early) as ``[runs, longest]``, NaN-padded."""
+    longest = max(len(c) for c in curves)
+    out = np.full((len(curves), longest), np.nan)
+    for i, curve in enumerate(curves):
+        out[i, : len(curve)] = curve
+    return out
+
+
+def bootstrap_band(
+    values: np.ndarray, *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds of ``values[seeds, points]`` with a percentile bootstrap band per point.
+
+    NaNs (runs that stopped early) are ignored. One seed gives a zero-width band.
+
+    Returns:
+        ``(mean, low, high)``, each ``[points]``.
+    """
+    values = np.asarray(values, float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        mean = np.nanmean(values, axis=0)
+        if values.shape[0] < 2:
+            return mean, mean.copy(), mean.copy()
+        rng = np.random.default_rng(seed)
+        picks = rng.integers(values.shape[0], size=(resamples, values.shape[0]))
+        means = np.nanmean(values[picks], axis=1)
+        alpha = (1 - confidence) / 2
+        low, high = np.nanquantile(means, [alpha, 1 - alpha], axis=0)
+    return mean, low, high

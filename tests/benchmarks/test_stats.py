@@ -1,0 +1,131 @@
+"""Statistics over seeds on known numbers: IQM, bootstrap CIs, Welch's test, the table."""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from metacurriculum.benchmarks import stats
+from metacurriculum.benchmarks.stats import Run
+
+
+def fake_run(teacher: str, seed: int, final_loss: float | None, env_id: str = "Env-v0") -> Run:
+    """A finished run with the given final loss (accuracy = 1 - loss / 10)."""
+    accuracy = None if final_loss is None else 1 - final_loss / 10
+    loss_curve = [3.0, 2.0, final_loss]
+    config = {
+        "env_id": env_id,
+        "teacher": teacher,
+        "seed": seed,
+        "eval_tasks": 10,
+        "eval_seed": 0,
+        "env_settings": {"n_max": 5, "budget": 100},
+    }
+    summary = {"final_loss": final_loss, "final_accuracy": accuracy, "initial_loss": 3.0}
+    evaluation = {"loss_mean": loss_curve, "accuracy_mean": [0.2, 0.5, accuracy]}
+    return Run(Path(f"/nowhere/{teacher}/{seed}"), config, summary, evaluation)
+
+
+def test_iqm_is_the_mean_of_the_middle_half():
+    values = [100.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -50.0]
+    assert stats.iqm(values) == pytest.approx(np.mean([2.0, 3.0, 4.0, 5.0]))
+    assert stats.iqm(values) == pytest.approx(scipy_stats.trim_mean(values, 0.25))
+    assert stats.iqm([1.0, 2.0, 4.0]) == pytest.approx(7 / 3)  # too few to trim
+
+
+def test_bootstrap_ci_contains_the_statistic_and_is_reproducible():
+    values = np.array([0.8, 1.1, 0.9, 1.3, 1.0, 0.7, 1.2])
+    low, high = stats.bootstrap_ci(values, np.mean)
+    assert low < values.mean() < high
+    assert (low, high) == stats.bootstrap_ci(values, np.mean)  # seeded
+    low, high = stats.bootstrap_ci(values, stats._iqm_axis)
+    assert low <= stats.iqm(values) <= high
+    noisy = np.random.default_rng(0).normal(size=20)
+    assert stats.bootstrap_ci(noisy, np.mean, seed=1) != stats.bootstrap_ci(noisy, np.mean)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([0.5], (0.5, 0.5)), ([0.3, 0.3, 0.3], (0.3, 0.3)), ([], (math.nan, math.nan))],
+    ids=["one-seed", "constant", "empty"],
+)
+def test_bootstrap_ci_degenerate_cases(values, expected):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = stats.bootstrap_ci(values, stats._iqm_axis)
+    np.testing.assert_equal(result, expected)
+
+
+def test_welch_p_matches_scipy_and_handles_small_samples():
+    a, b = [1.0, 1.2, 0.9, 1.1, 1.05], [1.4, 1.5, 1.35, 1.6]
+    expected = scipy_stats.ttest_ind(a, b, equal_var=False).pvalue
+    assert stats.welch_p(a, b) == pytest.approx(expected, rel=1e-12)
+    assert math.isnan(stats.welch_p([1.0], b))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(stats.welch_p([2.0, 2.0], [2.0, 2.0]))
+
+
+def test_summarize_gives_one_row_per_teacher_sorted_by_iqm():
+    runs = [fake_run("none", s, loss) for s, loss in enumerate([2.0, 2.2, 2.1, 2.3])]
+    runs += [fake_run("adaptive", s, loss) for s, loss in enumerate([1.0, 1.2, 1.1, 9.0])]
+    runs += [fake_run("random", 0, 1.5), fake_run("random", 1, None)]  # one diverged
+    rows = stats.summarize(runs)
+    assert [r.teacher for r in rows] == ["adaptive", "random", "none"]
+    adaptive, random_, none = rows
+    mean, robust, p = adaptive.metrics["loss"]
+    assert mean.value == pytest.approx(np.mean([1.0, 1.2, 1.1, 9.0]))
+    assert robust.value == pytest.approx(np.mean([1.1, 1.2]))
+    assert mean.low <= mean.value <= mean.high
+    expected = scipy_stats.ttest_ind([1.0, 1.2, 1.1, 9.0], [2.0, 2.2, 2.1, 2.3], equal_var=False)
+    assert p == pytest.approx(expected.pvalue)
+    assert adaptive.metrics["accuracy"][0].value == pytest.approx(1 - mean.value / 10)
+    assert random_.seeds == 1 and math.isnan(random_.metrics["loss"][2])
+    assert random_.metrics["loss"][1] == stats.Estimate(1.5, 1.5, 1.5)
+    assert math.isnan(none.metrics["loss"][2])  # the baseline is not tested against itself
+
+
+def test_results_files_and_markdown(tmp_path):
+    runs = [
+        fake_run(t, s, 1.0 + s / 10 + (t == "none")) for t in ("none", "static") for s in range(3)
+    ]
+    runs += [fake_run("none", 0, 2.0, env_id="Other-v0")]
+    rows = stats.summarize(runs)
+    paths = stats.write_results(rows, runs, tmp_path)
+    assert [p.name for p in paths] == ["results.csv", "runs.csv", "results.md"]
+    with open(tmp_path / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert {(r["env_id"], r["teacher"]) for r in table} == {
+        ("Env-v0", "none"),
+        ("Env-v0", "static"),
+        ("Other-v0", "none"),
+    }
+    assert float(table[0]["loss_iqm"]) == pytest.approx(1.1)
+    assert {"loss_mean_low", "loss_iqm_high", "loss_p_vs_none", "accuracy_iqm"} <= set(table[0])
+    with open(tmp_path / "runs.csv") as f:
+        assert len(list(csv.DictReader(f))) == 7
+    text = (tmp_path / "results.md").read_text()
+    assert "### Env-v0" in text and "### Other-v0" in text
+    assert "| static | 3 | 1.1000 [" in text and "| none | 3 |" in text
+
+
+def test_bootstrap_band_handles_one_seed_and_ragged_runs():
+    one = np.array([[1.0, 2.0, 3.0]])
+    mean, low, high = stats.bootstrap_band(one)
+    np.testing.assert_array_equal(mean, low)
+    np.testing.assert_array_equal(mean, high)
+    ragged = stats.stack([np.array([1.0, 2.0, 3.0]), np.array([3.0, 4.0])])
+    mean, low, high = stats.bootstrap_band(ragged)
+    np.testing.assert_allclose(mean, [2.0, 3.0, 3.0])
+    assert np.all(low <= mean) and np.all(mean <= high)
+
+
+def test_load_runs_without_finished_runs_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="metacurriculum bench"):
+        stats.load_runs(tmp_path)

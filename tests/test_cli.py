@@ -1,0 +1,144 @@
+"""The ``metacurriculum`` command: parsing, subcommands, errors, the console script."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import metacurriculum
+from metacurriculum.cli import main, parse_kwargs, parse_seeds, parse_teacher_kwargs
+from metacurriculum.teachers import list_teachers
+
+ANALYTIC = "MetaCurriculum-Analytic-v0"
+TINY = ["--env", ANALYTIC, "--env-kwargs", "budget=40,n_max=5", "--eval-tasks", "8"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("budget=200,device=cpu", {"budget": 200, "device": "cpu"}),
+        ("first_order=true,meta_lr=1e-3", {"first_order": True, "meta_lr": 0.001}),
+        ("ladder=[1, 3, 5],data_root=None", {"ladder": [1, 3, 5], "data_root": None}),
+        ("name='a,b'", {"name": "a,b"}),
+    ],
+)
+def test_parse_kwargs(text, expected):
+    assert parse_kwargs(text) == expected
+
+
+def test_parse_teacher_kwargs_groups_items_by_the_last_named_teacher():
+    parsed = parse_teacher_kwargs("adaptive:step=1,window=4,static:threshold=0.3,sb3:path=a:b.zip")
+    assert parsed == {
+        "adaptive": {"step": 1, "window": 4},
+        "static": {"threshold": 0.3},
+        "sb3": {"path": "a:b.zip"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("3", (0, 1, 2)), ("0,3,7", (0, 3, 7)), ("10-12", (10, 11, 12)), ("4,", (4,))],
+)
+def test_parse_seeds(text, expected):
+    assert parse_seeds(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "match"),
+    [
+        (parse_kwargs, "budget", "not KEY=VALUE"),
+        (parse_kwargs, "=3", "not KEY=VALUE"),
+        (parse_teacher_kwargs, "step=1", "names no teacher"),
+        (parse_seeds, "five", "a count"),
+        (parse_seeds, "0", ">= 1"),
+    ],
+)
+def test_malformed_values_are_clear_errors(parse, text, match):
+    with pytest.raises(argparse.ArgumentTypeError, match=match):
+        parse(text)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["bench", "--help"]], ids=["top", "bench"])
+def test_help_lists_teachers_env_ids_and_presets(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for name in [*list_teachers(), *metacurriculum.ENV_SPECS, "paper-omniglot20", "reduced"]:
+        assert name in text
+    if argv[0] == "bench":
+        for option in ("--env-kwargs", "--teacher-kwargs", "--seeds", "--workers", "--eval-tasks"):
+            assert option in text
+
+
+def test_bench_then_table_and_plot(tmp_path, capsys):
+    out = tmp_path / "runs"
+    argv = ["bench", *TINY, "--teachers", "none,adaptive", "--seeds", "2", "--workers", "1"]
+    assert main([*argv, "--out", str(out), "--teacher-kwargs", "adaptive:step=1"]) == 0
+    printed = capsys.readouterr().out
+    assert f"### {ANALYTIC}" in printed and "| adaptive | 2 |" in printed
+    assert (out / "results.md").is_file() and (out / "results.csv").is_file()
+    assert len(list((out / "plots").glob("*.png"))) == 3
+    for command in ("table", "report"):
+        assert main([command, str(out)]) == 0
+        assert "| none | 2 |" in capsys.readouterr().out
+    assert main(["plot", str(out), "--out", str(tmp_path / "pngs")]) == 0
+    assert len(list((tmp_path / "pngs").glob("*.png"))) == 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--teachers", "nope"], "unknown teacher 'nope'"),
+        (["--teachers", "none", "--env", "MetaCurriculum-Nope-v0"], "unknown env id"),
+        (["--teachers", "none", "--env-kwargs", "hiden=3"], "did you mean 'hidden'"),
+        (["--teachers", "none", "--preset", "nope"], "unknown preset 'nope'"),
+    ],
+    ids=["teacher", "env", "env-kwarg", "preset"],
+)
+def test_bench_errors_name_the_bad_value(argv, match, tmp_path, capsys):
+    assert main(["bench", *TINY, *argv, "--out", str(tmp_path)]) == 1
+    assert match in capsys.readouterr().err
+
+
+def test_malformed_option_exits_with_usage(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--env-kwargs", "budget"])
+    assert exit_info.value.code == 2
+    assert "not KEY=VALUE" in capsys.readouterr().err
+
+
+def test_table_of_an_empty_folder_says_what_to_do(tmp_path, capsys):
+    assert main(["table", str(tmp_path)]) == 1
+    assert "no finished run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("envs", "MetaCurriculum-Omniglot20-v0"),
+        ("teachers", "tscl-window"),
+        ("presets", "paper-mnist"),
+    ],
+)
+def test_listings(command, expected, capsys):
+    assert main([command]) == 0
+    assert expected in capsys.readouterr().out
+
+
+def test_console_script_runs_a_parallel_benchmark(tmp_path):
+    script = Path(sys.executable).with_name("metacurriculum")
+    argv = [str(script), "bench", *TINY, "--teachers", "none,random", "--seeds", "1"]
+    result = subprocess.run(
+        [*argv, "--workers", "2", "--no-plots", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| random | 1 |" in result.stdout
+    assert "[2/2]" in result.stderr  # plain progress lines when not a terminal
+    assert not (tmp_path / "plots").exists()

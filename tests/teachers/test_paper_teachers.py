@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from fakes import FakeEnv, drive
@@ -150,6 +151,19 @@ def test_adaptive_prior_leaves_a_flat_plateau_of_chance_loss():
     assert without["omegas"].min() >= 19.0
 
 
+@pytest.mark.parametrize("push_until", [0.5, None], ids=["push", "no-push"])
+def test_adaptive_pushes_to_the_hardest_tasks_by_the_end(push_until):
+    """Requirement 4: even a student that never meets the target ends on the hardest tasks."""
+    env = gym.make("MetaCurriculum-Analytic-v0", n_max=10, budget=200, max_episode_steps=50)
+    teacher = AdaptiveTeacher(target_loss=0.0, push_until=push_until)
+    omegas = drive(teacher, env, steps=50)["omegas"]
+    if push_until is None:
+        assert omegas[-10:].max() < 5.0
+    else:
+        assert omegas[25:].min() >= 10.0 - teacher.perturbation - 1e-6
+        assert omegas[:5].mean() < 6.0
+
+
 def test_adaptive_perturbs_around_the_base_with_its_own_generator():
     env = FakeEnv(rising, n_max=20, omega_init=10.0)
     a = drive(AdaptiveTeacher(threshold=1.0), env, steps=50, seed=3)["omegas"]
@@ -166,8 +180,16 @@ def test_adaptive_perturbs_around_the_base_with_its_own_generator():
         ({"perturbation": float("nan")}, "perturbation=nan"),
         ({"min_delta": 0.0}, "min_delta=0.0"),
         ({"prior_slope": float("inf")}, "prior_slope=inf"),
+        ({"push_until": 1.5}, "push_until=1.5"),
     ],
-    ids=["window-1", "negative-step", "nan-perturbation", "zero-min-delta", "infinite-prior"],
+    ids=[
+        "window-1",
+        "negative-step",
+        "nan-perturbation",
+        "zero-min-delta",
+        "infinite-prior",
+        "push-past-budget",
+    ],
 )
 def test_adaptive_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -1,0 +1,180 @@
+"""The student's one configuration: network shape, MAML hyper-parameters, device and precision.
+
+Every field is checked when the config is built, so a bad value fails at once
+with a message that names it and the fix, not later inside a meta-step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+BATCHINGS = ("auto", "loop", "vmap", "grouped")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def feature_size(image_size: int, depth: int) -> int:
+    """The side of the feature map after ``depth`` blocks (3x3 conv, padding 1, 2x2 max-pool).
+
+    Args:
+        image_size: Side of the square input image.
+        depth: Number of conv blocks.
+
+    Returns:
+        The side after the last pool (0 when the image is too small for ``depth`` pools).
+    """
+    size = image_size
+    for _ in range(depth):
+        size //= 2
+    return size
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Configuration of a MAML student (the paper's Table I by default, MAML's Omniglot net).
+
+    Attributes:
+        n_max: Number of logits of the network, N_max. A task with ``n`` classes
+            scores only the first ``n`` of them.
+        in_channels: Channels of the input images (1 for Omniglot and MNIST).
+        image_size: Side of the square input images, in pixels.
+        hidden: Filters of every conv layer.
+        depth: Number of conv blocks (conv, batch norm, ReLU, max-pool). MAML's
+            Omniglot net has 4; the paper's text says 3.
+        inner_lr: Step size of the inner-loop SGD on a task's support set (alpha).
+        meta_lr: Learning rate of the Adam meta-optimiser (beta).
+        inner_steps: Inner-loop SGD steps per task during meta-training, and by
+            default during evaluation.
+        first_order: First-order MAML (inner gradients treated as constants) when
+            True; full second-order MAML when False.
+        batching: How the tasks of a meta-batch run: ``"loop"`` (one task at a
+            time on exact shapes, least memory), ``"vmap"`` (all tasks in one
+            ``torch.func.vmap`` call on the padded batch), ``"grouped"`` (all
+            tasks in one call of plain ops, tasks folded into grouped convs) or
+            ``"auto"``: the loop on the CPU, grouped on CUDA, the fastest on each.
+        device: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``,
+            ``"cuda"`` or ``"cuda:<index>"``.
+        dtype: Precision of parameters and images: ``"float32"`` or ``"float64"``.
+        bn_eps: Epsilon added to the batch variance in batch norm.
+    """
+
+    n_max: int
+    in_channels: int = 1
+    image_size: int = 28
+    hidden: int = 64
+    depth: int = 4
+    inner_lr: float = 0.1
+    meta_lr: float = 0.001
+    inner_steps: int = 5
+    first_order: bool = False
+    batching: str = "auto"
+    device: str = "auto"
+    dtype: str = "float32"
+    bn_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name, low in (("n_max", 1), ("in_channels", 1), ("hidden", 1), ("depth", 1)):
+            _check_int(name, getattr(self, name), low)
+        _check_int("image_size", self.image_size, 2)
+        _check_int("inner_steps", self.inner_steps, 0)
+        for name in ("inner_lr", "meta_lr", "bn_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"StudentConfig.{name} must be a float, got {value!r}.")
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"StudentConfig.{name} must be finite and > 0, got {value!r}.")
+        if not isinstance(self.first_order, bool):
+            raise TypeError(f"StudentConfig.first_order must be a bool, got {self.first_order!r}.")
+        if feature_size(self.image_size, self.depth) < 1:
+            largest = int(math.log2(self.image_size))
+            raise ValueError(
+                f"StudentConfig.depth={self.depth} is too deep for image_size={self.image_size}: "
+                f"{self.depth} 2x2 max-pools shrink the image to nothing; use depth <= {largest} "
+                "or larger images."
+            )
+        if self.batching not in BATCHINGS:
+            raise ValueError(
+                f"StudentConfig.batching={self.batching!r} is unknown; use one of {BATCHINGS}."
+            )
+        if self.dtype not in DTYPES:
+            raise ValueError(
+                f"StudentConfig.dtype={self.dtype!r} is unknown; use one of {tuple(DTYPES)}."
+            )
+        resolve_device(self.device)
+
+    @property
+    def torch_device(self) -> torch.device:
+        """The device the student runs on, with ``"auto"`` resolved."""
+        return resolve_device(self.device)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """The torch dtype named by ``dtype``."""
+        return DTYPES[self.dtype]
+
+    @property
+    def resolved_batching(self) -> str:
+        """The batching that runs, with ``"auto"`` resolved for the device."""
+        return resolve_batching(self.batching, self.torch_device)
+
+
+def resolve_batching(batching: str, device: torch.device) -> str:
+    """The concrete batching (``"loop"``, ``"vmap"`` or ``"grouped"``) for a name and a device.
+
+    ``"auto"`` is the loop on the CPU, where vectorizing tasks was measured to be
+    no faster and to use several times the memory, and ``"grouped"`` on CUDA,
+    where it was measured fastest (about 6x the loop at 20-way 1-shot,
+    meta-batch 8, second order, on an H200; ``"vmap"`` about 3x, with three
+    times the memory). See ``benchmarks/student_speed.py``.
+
+    Raises:
+        ValueError: If ``batching`` is not one of :data:`BATCHINGS`.
+    """
+    if batching not in BATCHINGS:
+        raise ValueError(f"batching={batching!r} is unknown; use one of {BATCHINGS}.")
+    if batching == "auto":
+        return "grouped" if device.type == "cuda" else "loop"
+    return batching
+
+
+def resolve_device(device: str) -> torch.device:
+    """The torch device named by a config's ``device`` string.
+
+    Raises:
+        ValueError: If the name is not ``"auto"``, ``"cpu"``, ``"cuda"`` or
+            ``"cuda:<index>"``, or names a CUDA device this machine does not have.
+    """
+    if not isinstance(device, str):
+        raise TypeError(f"StudentConfig.device must be a string, got {device!r}.")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"StudentConfig.device={device!r} is not supported; use 'auto', 'cpu', 'cuda' "
+            "or 'cuda:<index>'."
+        )
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"StudentConfig.device={device!r} but CUDA is not available on this machine; "
+                "use device='cpu' or device='auto'."
+            )
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"StudentConfig.device={device!r} but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s); use an index below that."
+            )
+    return parsed
+
+
+def _check_int(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"StudentConfig.{name} must be an int, got {value!r}.")
+    if value < low:
+        raise ValueError(f"StudentConfig.{name} must be >= {low}, got {value}.")

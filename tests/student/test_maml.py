@@ -1,0 +1,200 @@
+"""The MAML student's behaviour: learning, evaluation curves, checkpoints, seeding, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from metacurriculum.student import MAML, StudentConfig
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+BATCHINGS = ["loop", "vmap", "grouped"]
+
+
+@pytest.mark.parametrize("batching", BATCHINGS)
+def test_evaluate_returns_a_point_per_inner_step_and_adaptation_helps(
+    batching: str, make_batch, make_config
+) -> None:
+    student = MAML(make_config(inner_lr=0.5, batching=batching), seed=0)
+    batch = make_batch((3, 5, 4), k_shot=2, q_query=4, noise=0.2)
+    result = student.evaluate(batch, inner_steps=4, chunk_size=2)
+    assert result.query_loss.shape == (5,)
+    assert result.query_acc.shape == (5,)
+    assert result.task_query_loss.shape == (3, 5)
+    assert result.task_query_acc.shape == (3, 5)
+    np.testing.assert_array_equal(result.n_way, [3, 5, 4])
+    np.testing.assert_allclose(result.query_loss, result.task_query_loss.mean(axis=0))
+    assert result.query_loss[-1] < 0.7 * result.query_loss[0]
+    assert result.query_acc[-1] > result.query_acc[0]
+
+
+def test_evaluate_paths_and_chunking_agree(make_batch, make_config) -> None:
+    student = MAML(make_config(), seed=1)
+    batch = make_batch((1, 4, 2, 6, 3), k_shot=2, seed=1)
+    loop = student.evaluate(batch, batching="loop")
+    others = [
+        student.evaluate(batch, batching=batching, chunk_size=chunk_size)
+        for batching in ("vmap", "grouped")
+        for chunk_size in (64, 2)
+    ]
+    assert loop.query_loss.shape == (student.config.inner_steps + 1,)
+    for other in others:
+        np.testing.assert_allclose(other.task_query_loss, loop.task_query_loss, rtol=1e-10)
+        np.testing.assert_array_equal(other.task_query_acc, loop.task_query_acc)
+
+
+def test_evaluate_leaves_the_student_unchanged(make_batch, make_config) -> None:
+    student = MAML(make_config(), seed=0)
+    before = {name: p.detach().clone() for name, p in student.params.items()}
+    student.evaluate(make_batch((2, 3)), inner_steps=2)
+    for name, p in student.params.items():
+        assert torch.equal(p, before[name])
+        assert p.grad is None
+    assert student.meta_steps == 0
+
+
+@pytest.mark.parametrize("first_order", [False, True], ids=["second_order", "first_order"])
+@pytest.mark.parametrize("batching", BATCHINGS)
+def test_meta_steps_on_a_fixed_batch_lower_the_query_loss(
+    batching: str, first_order: bool, make_batch, make_config
+) -> None:
+    config = make_config(
+        batching=batching, first_order=first_order, meta_lr=0.01, inner_lr=0.1, inner_steps=1
+    )
+    student = MAML(config, seed=0)
+    batch = make_batch((3, 5, 2), k_shot=2, q_query=3, noise=0.3)
+    losses = [student.meta_step(batch)["student/query_loss"] for _ in range(12)]
+    assert max(losses[-3:]) < 0.7 * losses[0]
+    assert student.meta_steps == 12
+
+
+def test_meta_step_reports_namespaced_finite_metrics(make_batch, make_config) -> None:
+    student = MAML(make_config(dtype="float32"), seed=0)
+    metrics = student.meta_step(make_batch((2, 4), dtype=torch.float32))
+    assert set(metrics) == {
+        "student/query_loss",
+        "student/query_acc",
+        "student/support_loss",
+        "student/grad_norm",
+    }
+    assert all(isinstance(v, float) and np.isfinite(v) for v in metrics.values())
+    assert 0.0 <= metrics["student/query_acc"] <= 1.0
+    assert metrics["student/grad_norm"] > 0
+
+
+def test_meta_step_paths_agree(make_batch, make_config) -> None:
+    batch = make_batch((2, 5, 3), k_shot=2)
+    metrics = {}
+    for batching in BATCHINGS:
+        student = MAML(make_config(batching=batching), seed=4)
+        metrics[batching] = [student.meta_step(batch) for _ in range(2)]
+    for batching in ("vmap", "grouped"):
+        for loop, other in zip(metrics["loop"], metrics[batching], strict=True):
+            assert loop.keys() == other.keys()
+            for key in loop:
+                assert loop[key] == pytest.approx(other[key], rel=1e-9, abs=1e-12)
+
+
+def test_save_and_load_resume_identically(tmp_path, make_batch, make_config) -> None:
+    batch = make_batch((3, 2), k_shot=2)
+    student = MAML(make_config(dtype="float32"), seed=0)
+    student.meta_step(batch)
+    path = tmp_path / "ckpt" / "student.pt"
+    student.save(path)
+    assert [p.name for p in path.parent.iterdir()] == ["student.pt"]  # no temp file left
+    expected = [student.meta_step(batch) for _ in range(2)]
+
+    restored = MAML.load(path)
+    assert restored.config == student.config
+    assert restored.meta_steps == 1
+    assert [restored.meta_step(batch) for _ in range(2)] == expected
+    for name, p in restored.params.items():
+        assert torch.equal(p, student.params[name])
+
+
+def test_load_state_dict_rejects_another_network_shape(make_config) -> None:
+    state = MAML(make_config(hidden=5), seed=0).state_dict()
+    with pytest.raises(ValueError, match="hidden=5 into one with hidden=4"):
+        MAML(make_config(hidden=4), seed=0).load_state_dict(state)
+
+
+def test_same_seed_same_numbers_and_global_rng_untouched(make_batch, make_config) -> None:
+    batch = make_batch((2, 4), k_shot=2)
+    config = make_config(dtype="float32")
+    torch.manual_seed(123)
+    rng_state = torch.get_rng_state()
+    runs = []
+    for seed in (7, 7, 8):
+        student = MAML(config, seed=seed)
+        runs.append([student.meta_step(batch) for _ in range(2)])
+        runs[-1].append(student.evaluate(batch).task_query_loss.tolist())
+    assert torch.equal(torch.get_rng_state(), rng_state)
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+def test_a_generator_seeds_like_its_int(make_config) -> None:
+    config = make_config()
+    by_int = MAML(config, seed=5).params
+    by_generator = MAML(config, seed=torch.Generator().manual_seed(5)).params
+    assert all(torch.equal(by_int[name], by_generator[name]) for name in by_int)
+
+
+BAD_CONFIGS = {
+    "unknown_device": ({"device": "tpu"}, "device='tpu' is not supported"),
+    "bad_batching": ({"batching": "parallel"}, "batching='parallel' is unknown; use one of"),
+    "bad_dtype": ({"dtype": "float16"}, "dtype='float16' is unknown"),
+    "zero_logits": ({"n_max": 0}, "n_max must be >= 1, got 0"),
+    "too_deep": ({"depth": 5}, "depth=5 is too deep for image_size=28.*depth <= 4"),
+    "negative_inner_lr": ({"inner_lr": -0.1}, "inner_lr must be finite and > 0"),
+    "negative_inner_steps": ({"inner_steps": -1}, "inner_steps must be >= 0"),
+    "float_hidden": ({"hidden": 6.5}, "hidden must be an int"),
+}
+
+
+@pytest.mark.parametrize(("fields", "message"), BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
+def test_bad_configs_raise_with_the_fix(fields: dict, message: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        StudentConfig(**{"n_max": 5, **fields})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_raises() -> None:
+    with pytest.raises(ValueError, match=r"CUDA is not available.*device='cpu'"):
+        StudentConfig(n_max=5, device="cuda")
+
+
+def test_auto_resolves_to_the_fast_path_for_the_device() -> None:
+    config = StudentConfig(n_max=5)
+    expected = "grouped" if torch.cuda.is_available() else "loop"
+    assert config.resolved_batching == expected
+    assert dataclasses.replace(config, device="cpu").resolved_batching == "loop"
+
+
+def test_batches_that_do_not_fit_the_network_raise(make_batch, make_config) -> None:
+    student = MAML(make_config(n_max=3), seed=0)
+    with pytest.raises(ValueError, match=r"n_way ranges over 2..4 but the student has n_max=3"):
+        student.meta_step(make_batch((2, 4)))
+    with pytest.raises(ValueError, match=r"shape \(1, 10, 10\) but the student expects"):
+        student.evaluate(make_batch((2,), image_size=10))
+
+
+def test_speed_benchmark_runs_on_a_tiny_shape() -> None:
+    """Smoke test of ``python -m metacurriculum.benchmarks.student_speed``'s pieces."""
+    from metacurriculum.benchmarks import student_speed as bench
+
+    shape = bench.Shape(n_way=3, q_query=2, meta_batch=2, inner_steps=1, hidden=4, depth=2)
+    batch = bench.synthetic_batch(dataclasses.replace(shape, mixed=True), torch.device("cpu"))
+    assert batch.n_way.tolist() == [2, 3] and not batch.is_uniform
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    timings = bench.seconds_per_step(["reference", "auto"], "second", shape, device, 0, 1)
+    assert set(timings) == {"reference", "auto"} and all(t > 0 for t in timings.values())
+    assert bench.peak_memory_mib("loop", "first", shape, device, steps=1) >= 0
+    results = [
+        bench.Result(path, "second", path, t, 1 / t, 1.0, "test") for path, t in timings.items()
+    ]
+    assert "1.00x" in bench.table(results)

@@ -8,23 +8,12 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
-import torch
 
 from metacurriculum.teachers import Teacher, make_teacher
 
 sys.path.insert(0, str(Path(__file__).parent))  # `from fakes import ...` in any import mode
 
 from fakes import TINY
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny MAML students run ~100x slower on a busy 2-core machine with 2 torch threads
-    (the threads spin-wait for each other on every small op); restore afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -1,0 +1,14 @@
+"""Session-wide test settings."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Run torch on one thread: the tests' tiny networks gain nothing from more, and on a
+    busy 2-core machine two threads spin-waiting on every small op ran ~100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -191,7 +191,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         envs=[i for text in args.env for i in _names(text)] if args.env else None,
         teachers=_names(args.teachers) if args.teachers else None,
         seeds=args.seeds,
-        env_kwargs={k: v for given in args.env_kwargs or [] for k, v in given.items()} or None,
+        env_kwargs=_env_kwargs(args) or None,
         teacher_kwargs=teacher_kwargs or None,
         eval_tasks=args.eval_tasks,
         eval_seed=args.eval_seed,
@@ -208,6 +208,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if config.plots:
         _plots(config.out)
     return 0
+
+
+def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """--env-kwargs merged, with --data-root and --download folded in."""
+    kwargs = {k: v for given in args.env_kwargs or [] for k, v in given.items()}
+    if args.data_root is not None:
+        kwargs["data_root"] = args.data_root
+    if args.download:
+        kwargs["download"] = True
+    return kwargs
 
 
 def _report(root: str) -> None:
@@ -294,6 +304,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="unseen tasks of the final evaluation (default 200; the paper: 10)",
     )
     add("--eval-seed", type=int, help="seed of the final evaluation's tasks (default 0)")
+    add(
+        "--data-root",
+        metavar="PATH",
+        help="folder holding the data sets (default: $METACURRICULUM_DATA, else a user cache)",
+    )
+    add(
+        "--download",
+        action="store_true",
+        help="download missing data through torchvision (needs internet; nothing is "
+        "downloaded when the data is found)",
+    )
     add(
         "--device",
         help="the student's device: cpu, cuda, cuda:1 (default: the env's, CUDA when present)",

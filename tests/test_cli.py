@@ -142,3 +142,14 @@ def test_console_script_runs_a_parallel_benchmark(tmp_path):
     assert "| random | 1 |" in result.stdout
     assert "[2/2]" in result.stderr  # plain progress lines when not a terminal
     assert not (tmp_path / "plots").exists()
+
+
+def test_data_root_and_download_become_env_settings():
+    from metacurriculum.cli import _env_kwargs, build_parser
+
+    args = build_parser().parse_args(
+        ["bench", "--env-kwargs", "hidden=8", "--data-root", "/data", "--download"]
+    )
+    assert _env_kwargs(args) == {"hidden": 8, "data_root": "/data", "download": True}
+    args = build_parser().parse_args(["bench"])
+    assert _env_kwargs(args) == {}

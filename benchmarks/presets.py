@@ -97,11 +97,11 @@ PRESETS: dict[str, Preset] = {
         "MetaCurriculum-Omniglot5-v0",
         "MetaCurriculum-Omniglot20-v0",
     ),
-    # Measured: 6 min 14 s for all 15 runs with 2 workers pinned to 2 cores of a Xeon
-    # (taskset); 36-60 s a run. Shared, busier cores take about twice as long.
+    # Measured: 6 min 49 s for all 15 runs on this 2-core machine (6 min 14 s pinned to 2 cores of a Xeon
+    # with taskset); 43-55 s a run. Shared, busier cores take about twice as long.
     "reduced": Preset(
         "Omniglot 5-way 1-shot, 16 filters x 3 blocks, first-order, 200 meta-steps, "
-        "3 seeds: the comparison on 2 CPU cores in about 6 minutes.",
+        "3 seeds: the comparison on 2 CPU cores in about 7 minutes.",
         ("MetaCurriculum-Omniglot5-v0",),
         seeds=(0, 1, 2),
         env_kwargs={

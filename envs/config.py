@@ -53,6 +53,8 @@ class MetaCurriculumConfig:
         omega_step: how far one discrete action moves ω.
         reward: the reward's name (see ``metacurriculum.envs.REWARDS``).
         divergence_penalty: reward of the step on which the student diverged.
+        divergence_threshold: a normalised validation or target loss above this (in
+            units of the chance-level loss) counts as divergence, as NaN and inf do.
     """
 
     dataset: str = "omniglot"
@@ -85,6 +87,7 @@ class MetaCurriculumConfig:
     omega_step: float = 1.0
     reward: str = "target"
     divergence_penalty: float = -1.0
+    divergence_threshold: float = 100.0
 
     def __post_init__(self) -> None:
         positive = (

@@ -99,9 +99,12 @@ class MetaCurriculumEnv(gym.Env):
     Truncation when the budget of meta-steps is spent, by the env itself and by the
     registered ``max_episode_steps`` (``budget // update_rate``). When overriding
     ``budget`` or ``update_rate`` through ``gym.make``, pass the matching
-    ``max_episode_steps`` too (the time limit is fixed at registration). Termination when the student diverges (a NaN or infinite
-    loss): ``info["diverged"]`` is True and the reward is ``divergence_penalty``; the
-    env never raises for a diverged student.
+    ``max_episode_steps`` too (the time limit is fixed at registration).
+
+    Termination when the student diverges: a NaN or infinite loss, or a normalised
+    validation or target loss above ``divergence_threshold`` (100 times chance by
+    default). ``info["diverged"]`` is then True and the reward is
+    ``divergence_penalty``; the env never raises for a diverged student.
 
     ## Info
 
@@ -181,7 +184,10 @@ class MetaCurriculumEnv(gym.Env):
         train = student.train(self.omega, self.config.update_rate)
         self.meta_step += self.config.update_rate
         now = {"val": student.validate(self.omega), "target": student.evaluate_target()}
-        diverged = not (math.isfinite(train["loss"]) and now["val"].finite and now["target"].finite)
+        limit = self.config.divergence_threshold
+        diverged = not math.isfinite(train["loss"]) or any(
+            not (m.finite and m.normalized_loss <= limit) for m in now.values()
+        )
         if diverged:
             reward = self.config.divergence_penalty
         else:

@@ -197,3 +197,18 @@ def test_ansi_render():
     env = MetaCurriculumEnv(student="analytic", render_mode="ansi")
     env.reset(seed=0)
     assert "omega 2.00" in env.render()
+
+
+def test_a_diverged_student_terminates_with_a_flag_not_an_exception():
+    env = make_tiny("MetaCurriculum-Tiny-v0", meta_lr=1e6, inner_lr=1e6)
+    env.reset(seed=0)
+    _, reward, terminated, truncated, info = env.step(np.array([1.0], np.float32))
+    assert terminated and not truncated and info["diverged"]
+    assert reward == env.unwrapped.config.divergence_penalty
+
+
+def test_a_healthy_student_is_not_flagged():
+    env = make_tiny("MetaCurriculum-Tiny-v0")
+    env.reset(seed=0)
+    _, _, terminated, _, info = env.step(np.array([0.5], np.float32))
+    assert not terminated and not info["diverged"]

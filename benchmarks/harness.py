@@ -35,6 +35,7 @@ import numpy as np
 
 import metacurriculum
 from metacurriculum.envs.config import MetaCurriculumConfig
+from metacurriculum.envs.meta_env import make_env
 
 #: The files of a run folder; everything else in it is left alone.
 CONFIG, STEPS, STUDENT, EVALUATION, DONE = (
@@ -108,10 +109,7 @@ class RunSpec:
 
     def make_env(self) -> gym.Env:
         """The env of this run, with a time limit that matches the (overridden) budget."""
-        settings = self.env_settings()
-        return gym.make(
-            self.env_id, max_episode_steps=settings.episode_steps, **dict(self.env_kwargs)
-        )
+        return make_env(self.env_id, **dict(self.env_kwargs))
 
     def identity(self) -> dict[str, Any]:
         """What defines the run's numbers, as stored in ``config.json`` and compared on resume."""

@@ -1,7 +1,7 @@
 """Data sets, task distributions over ω, and the Gymnasium environment."""
 
 from metacurriculum.envs.config import MetaCurriculumConfig
-from metacurriculum.envs.meta_env import REWARDS, MetaCurriculumEnv, action_for_omega
+from metacurriculum.envs.meta_env import REWARDS, MetaCurriculumEnv, action_for_omega, make_env
 from metacurriculum.envs.students import (
     STUDENTS,
     AdaptationCurves,
@@ -23,5 +23,6 @@ __all__ = [
     "MetaCurriculumEnv",
     "action_for_omega",
     "chance_loss",
+    "make_env",
     "make_student",
 ]

@@ -276,6 +276,21 @@ class MetaCurriculumEnv(gym.Env):
         }
 
 
+def make_env(env_id: str, **overrides: Any) -> gym.Env:
+    """``gym.make(env_id, **overrides)`` with a time limit that follows the overrides.
+
+    ``gym.make`` keeps the ``max_episode_steps`` fixed at registration even when
+    ``budget`` or ``update_rate`` is overridden; this sets it to
+    ``budget // update_rate`` of the resulting settings (unless ``max_episode_steps``
+    is given). Works for any id whose entry point is :class:`MetaCurriculumEnv`.
+    """
+    if "max_episode_steps" not in overrides:
+        registered = dict(gym.spec(env_id).kwargs)
+        settings = MetaCurriculumConfig.from_overrides(**{**registered, **overrides})
+        overrides["max_episode_steps"] = settings.episode_steps
+    return gym.make(env_id, **overrides)
+
+
 def action_for_omega(
     target: float, info: dict[str, Any], action_space: spaces.Space
 ) -> np.ndarray | int:

@@ -220,6 +220,28 @@ def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
+def _cmd_train_teacher(args: argparse.Namespace) -> int:
+    from metacurriculum.envs import make_env
+    from metacurriculum.teachers.sb3 import train_sb3_teacher
+
+    env_kwargs = _env_kwargs(args)
+    if args.algo == "dqn":
+        env_kwargs.setdefault("action_type", "discrete")  # DQN needs Discrete actions
+    if args.device is not None:
+        env_kwargs["device"] = args.device
+    env = make_env(args.env, **env_kwargs)
+    out = args.out or f"teacher_{args.algo}.zip"
+    train_sb3_teacher(
+        args.algo, env, args.timesteps, seed=args.seed, path=out, progress=not args.no_progress
+    )
+    teacher_kwargs = f"sb3:path={out},algo={args.algo}"
+    print(f"saved {out}; benchmark it with --teachers sb3 --teacher-kwargs {teacher_kwargs}")
+    if env_kwargs:
+        pairs = ",".join(f"{k}={v}" for k, v in env_kwargs.items())
+        print(f"(and the same env settings: --env-kwargs {pairs})")
+    return 0
+
+
 def _report(root: str) -> None:
     from metacurriculum.benchmarks.stats import report
 
@@ -334,6 +356,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(func=_cmd_bench)
 
+    train = sub.add_parser(
+        "train-teacher",
+        help="train a Stable-Baselines3 teacher on an env and save it",
+        description="Train an SB3 model (PPO, A2C, SAC, DQN) as a teacher, with settings made "
+        "for episodes of a few hundred expensive steps, and save it as a .zip that "
+        "`bench --teachers sb3 --teacher-kwargs sb3:path=...,algo=...` runs. Each env "
+        "step trains the student, so a few hundred timesteps already take a while.",
+    )
+    add = train.add_argument
+    add("--algo", required=True, choices=("ppo", "a2c", "sac", "dqn"), help="the SB3 algorithm")
+    add("--env", required=True, metavar="ID", help="the env id to train on")
+    add("--timesteps", type=int, default=500, help="env steps to train for (default 500)")
+    add("--seed", type=int, default=0, help="seed of the model (default 0)")
+    add("--env-kwargs", type=parse_kwargs, action="append", metavar="K=V,...", help="env settings")
+    add("--data-root", metavar="PATH", help="folder holding the data sets")
+    add("--download", action="store_true", help="download missing data through torchvision")
+    add("--device", help="the student's device (default: the env's, CUDA when present)")
+    add("--out", metavar="PATH", help="where to save the model (default teacher_<algo>.zip)")
+    add("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=_cmd_train_teacher)
+
     for name, aliases, func, text in (
         ("table", ["report"], _cmd_table, "aggregate finished runs into results.md/.csv"),
         ("plot", [], _cmd_plot, "draw the plots of finished runs (PNG)"),
@@ -369,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         package_logger.setLevel(logging.INFO)
     try:
         return args.func(args)
-    except (BenchmarkError, FileNotFoundError, ImportError) as error:
+    except (BenchmarkError, FileNotFoundError, ImportError, ValueError, TypeError) as error:
         print(f"metacurriculum {args.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -151,6 +151,7 @@ def train_sb3_teacher(
     total_timesteps: int,
     seed: int | None = None,
     path: str | Path | None = None,
+    progress: bool = False,
     **overrides: Any,
 ) -> Any:
     """Train an SB3 model as a teacher, with the settings of :data:`SB3_ALGOS`.
@@ -162,6 +163,7 @@ def train_sb3_teacher(
         total_timesteps: env steps to train for (PPO and A2C round up to whole rollouts).
         seed: seeds the model (its policy initialisation and sampling).
         path: where to save the model (a ``.zip``); nothing is saved when ``None``.
+        progress: show a progress bar of the env steps (tqdm).
         **overrides: constructor arguments that replace the defaults, e.g. ``gamma=0.9``.
 
     Returns:
@@ -180,10 +182,30 @@ def train_sb3_teacher(
         raise ValueError(f"total_timesteps={total_timesteps!r} must be an integer >= 1.")
     settings = {"device": "cpu", "verbose": 0, **spec.defaults, **overrides}
     model = spec.load_class()("MlpPolicy", env, seed=seed, **settings)
-    model.learn(total_timesteps=total_timesteps)
+    model.learn(total_timesteps=total_timesteps, callback=_progress_bar() if progress else None)
     if path is not None:
         model.save(str(path))
     return model
+
+
+def _progress_bar() -> Any:
+    """An SB3 callback drawing a tqdm bar of env steps (SB3's own needs ``rich`` too)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm.auto import tqdm
+
+    class ProgressBar(BaseCallback):
+        def _on_training_start(self) -> None:
+            total = self.locals.get("total_timesteps")
+            self.bar = tqdm(total=total, desc="teacher training", unit="env step")
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    return ProgressBar()
 
 
 @register_teacher("sb3")

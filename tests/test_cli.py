@@ -153,3 +153,47 @@ def test_data_root_and_download_become_env_settings():
     assert _env_kwargs(args) == {"hidden": 8, "data_root": "/data", "download": True}
     args = build_parser().parse_args(["bench"])
     assert _env_kwargs(args) == {}
+
+
+def test_train_teacher_then_bench_it(tmp_path, capsys):
+    pytest.importorskip("stable_baselines3")
+    model = tmp_path / "ppo.zip"
+    argv = ["--env", "MetaCurriculum-Analytic-v0", "--env-kwargs", "budget=64"]
+    assert (
+        main(
+            [
+                "train-teacher",
+                "--algo",
+                "ppo",
+                *argv,
+                "--timesteps",
+                "32",
+                "--out",
+                str(model),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert model.exists() and "--teachers sb3" in capsys.readouterr().out
+    out = tmp_path / "runs"
+    bench = ["bench", *argv, "--teachers", "sb3,none", "--seeds", "1", "--workers", "1"]
+    bench += [
+        "--teacher-kwargs",
+        f"sb3:path={model},algo=ppo",
+        "--out",
+        str(out),
+        "--eval-tasks",
+        "5",
+        "--no-plots",
+    ]
+    assert main(bench) == 0
+    assert (out / "MetaCurriculum-Analytic-v0" / "sb3" / "seed_0" / "done.json").exists()
+
+
+def test_train_teacher_rejects_a_mismatched_algorithm(tmp_path, capsys):
+    pytest.importorskip("stable_baselines3")
+    argv = ["train-teacher", "--algo", "sac", "--env", "MetaCurriculum-Analytic-v0"]
+    argv += ["--env-kwargs", "action_type=discrete", "--out", str(tmp_path / "m.zip")]
+    assert main(argv) == 1
+    assert "action_type='continuous'" in capsys.readouterr().err

@@ -212,3 +212,17 @@ def test_a_healthy_student_is_not_flagged():
     env.reset(seed=0)
     _, _, terminated, _, info = env.step(np.array([0.5], np.float32))
     assert not terminated and not info["diverged"]
+
+
+def test_make_env_time_limit_follows_the_budget():
+    from metacurriculum.envs import make_env
+
+    env = make_env("MetaCurriculum-Analytic-v0", budget=40, update_rate=2)
+    assert env.spec.max_episode_steps == 20
+    env.reset(seed=0)
+    steps, done = 0, False
+    while not done:
+        _, _, terminated, truncated, info = env.step(np.array([0.0], np.float32))
+        steps, done = steps + 1, terminated or truncated
+    assert steps == 20 and info["meta_step"] == 40
+    assert make_env("MetaCurriculum-Analytic-v0", max_episode_steps=3).spec.max_episode_steps == 3

@@ -58,20 +58,42 @@ class MAMLStudent:
         self.config = config
         self.maml = MAML(student_config(config), seed=seed % 2**63)
         device = self.maml.device
-        splits = load_dataset(
-            config.dataset, config.data_root, download=config.download, device=device
-        )
-        task_args = {"n_max": config.n_max, "k_shot": config.k_shot, "q_query": config.q_query}
-        task_args.update(omega_noise=config.omega_noise, n_min=config.n_min)
-        self.train_tasks = TaskDistribution(splits.train, **task_args)
-        self.val_tasks = TaskDistribution(splits.val, **task_args)
-        self.test_tasks = TaskDistribution(splits.test, **task_args)
+        self.train_tasks, self.val_tasks, self.test_tasks = self.task_distributions(config)
         streams = np.random.SeedSequence(seed).generate_state(3)
         self.train_gen, self.val_gen, target_gen = (
             torch.Generator(device=device).manual_seed(int(s)) for s in streams
         )
         hardest = torch.full((config.target_tasks,), config.n_max, dtype=torch.long)
         self.target_batch = self.val_tasks.sample_tasks(hardest, target_gen)
+
+    @staticmethod
+    def task_distributions(
+        config: MetaCurriculumConfig,
+    ) -> tuple[TaskDistribution, TaskDistribution, TaskDistribution]:
+        """The train, validation and test task distributions of ``config`` (the data is
+        loaded once per process and device).
+
+        Raises:
+            DataNotFoundError: when the data set is missing.
+            ValueError: when a split cannot supply the tasks (too few classes or images),
+                or the device is unknown.
+        """
+        device = student_config(config).torch_device
+        splits = load_dataset(
+            config.dataset, config.data_root, download=config.download, device=device
+        )
+        task_args = {"n_max": config.n_max, "k_shot": config.k_shot, "q_query": config.q_query}
+        task_args.update(omega_noise=config.omega_noise, n_min=config.n_min)
+        train, val, test = (
+            TaskDistribution(split, **task_args)
+            for split in (splits.train, splits.val, splits.test)
+        )
+        return train, val, test
+
+    @classmethod
+    def check(cls, config: MetaCurriculumConfig) -> None:
+        """Fail now, with the fix in the message, on settings a student could not run with."""
+        cls.task_distributions(config)
 
     def train(self, omega: float, meta_steps: int) -> dict[str, Any]:
         losses, accuracies, n_way = [], [], []

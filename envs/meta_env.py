@@ -16,6 +16,7 @@ from metacurriculum.envs.students import (
     AdaptationCurves,
     CurriculumStudent,
     Measurement,
+    check_student,
     make_student,
 )
 
@@ -135,6 +136,7 @@ class MetaCurriculumEnv(gym.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r} is not supported; use None or 'ansi'.")
         self.render_mode = render_mode
+        check_student(self.config)  # missing data or a bad device fail here, not at reset
         n_max, history = self.config.n_max, self.config.history
         self.omega_min, self.omega_max = float(self.config.omega_min), float(n_max)
         if self.config.action_type == "continuous":

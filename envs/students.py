@@ -193,16 +193,29 @@ STUDENTS: dict[str, Callable[[MetaCurriculumConfig, int], CurriculumStudent]] = 
 }
 
 
-def make_student(config: MetaCurriculumConfig, seed: int) -> CurriculumStudent:
-    """Build the student named by ``config.student``, seeded with ``seed``."""
+def _factory(
+    config: MetaCurriculumConfig,
+) -> Callable[[MetaCurriculumConfig, int], CurriculumStudent]:
     if config.student == "maml" and "maml" not in STUDENTS:
         from metacurriculum.envs.maml_student import MAMLStudent  # torch only when needed
 
         STUDENTS["maml"] = MAMLStudent
     try:
-        factory = STUDENTS[config.student]
+        return STUDENTS[config.student]
     except KeyError:
         raise ValueError(
             f"student={config.student!r} is unknown; choose one of {sorted({*STUDENTS, 'maml'})}."
         ) from None
-    return factory(config, seed)
+
+
+def check_student(config: MetaCurriculumConfig) -> None:
+    """Raise now on settings the student of ``config`` could not run with (a factory's
+    optional ``check(config)``: the MAML student loads the data and checks the device)."""
+    check = getattr(_factory(config), "check", None)
+    if check is not None:
+        check(config)
+
+
+def make_student(config: MetaCurriculumConfig, seed: int) -> CurriculumStudent:
+    """Build the student named by ``config.student``, seeded with ``seed``."""
+    return _factory(config)(config, seed)

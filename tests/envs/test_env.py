@@ -226,3 +226,17 @@ def test_make_env_time_limit_follows_the_budget():
         steps, done = steps + 1, terminated or truncated
     assert steps == 20 and info["meta_step"] == 40
     assert make_env("MetaCurriculum-Analytic-v0", max_episode_steps=3).spec.max_episode_steps == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"k_shot": 10, "q_query": 15}, ValueError, "k_shot \\+ q_query"),
+        ({"device": "tpu"}, ValueError, "device='tpu'"),
+        ({"data_root": "/nonexistent/data"}, FileNotFoundError, "/nonexistent/data"),
+    ],
+    ids=["too-many-images", "unknown-device", "missing-data"],
+)
+def test_student_settings_fail_at_construction(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        gym.make("MetaCurriculum-Tiny-v0", **kwargs)

@@ -11,6 +11,7 @@ the functions that need it.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ from gymnasium import spaces
 from metacurriculum.teachers.base import Action, register_teacher
 
 INSTALL_HINT = "pip install metacurriculum[sb3]"
+
+logger = logging.getLogger(__name__)
 
 
 class SB3Teacher:
@@ -164,6 +167,9 @@ def train_sb3_teacher(
         seed: seeds the model (its policy initialisation and sampling).
         path: where to save the model (a ``.zip``); nothing is saved when ``None``.
         progress: show a progress bar of the env steps (tqdm).
+
+    On Ctrl-C the model trained so far is saved next to ``path`` as
+    ``<stem>.interrupted.zip`` before the interrupt propagates.
         **overrides: constructor arguments that replace the defaults, e.g. ``gamma=0.9``.
 
     Returns:
@@ -182,7 +188,14 @@ def train_sb3_teacher(
         raise ValueError(f"total_timesteps={total_timesteps!r} must be an integer >= 1.")
     settings = {"device": "cpu", "verbose": 0, **spec.defaults, **overrides}
     model = spec.load_class()("MlpPolicy", env, seed=seed, **settings)
-    model.learn(total_timesteps=total_timesteps, callback=_progress_bar() if progress else None)
+    try:
+        model.learn(total_timesteps=total_timesteps, callback=_progress_bar() if progress else None)
+    except KeyboardInterrupt:
+        if path is not None:  # keep what was learnt; the full path stays for a finished model
+            partial = Path(path).with_name(f"{Path(path).stem}.interrupted.zip")
+            model.save(str(partial))
+            logger.warning("interrupted after %d env steps; saved %s", model.num_timesteps, partial)
+        raise
     if path is not None:
         model.save(str(path))
     return model

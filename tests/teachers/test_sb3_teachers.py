@@ -106,3 +106,26 @@ def test_stochastic_predictions_stay_in_the_action_space():
     model = train_sb3_teacher("ppo", ANALYTIC, total_timesteps=8, seed=0, n_steps=8, batch_size=8)
     run = drive(SB3Teacher(model, deterministic=False), gym.make(ANALYTIC), steps=5)
     assert all(np.all(np.abs(a) <= 1.0) for a in run["actions"])
+
+
+class _InterruptAfter(gym.Wrapper):
+    """Raises KeyboardInterrupt on the ``steps``-th step, as Ctrl-C would."""
+
+    def __init__(self, env: gym.Env, steps: int) -> None:
+        super().__init__(env)
+        self.left = steps
+
+    def step(self, action):
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+        return self.env.step(action)
+
+
+def test_interrupted_training_keeps_the_model(tmp_path):
+    env = _InterruptAfter(gym.make("MetaCurriculum-Analytic-v0"), steps=40)
+    with pytest.raises(KeyboardInterrupt):
+        train_sb3_teacher("ppo", env, total_timesteps=200, seed=0, path=tmp_path / "ppo.zip")
+    assert not (tmp_path / "ppo.zip").exists()
+    teacher = load_sb3_teacher(tmp_path / "ppo.interrupted.zip", algo="ppo")
+    assert teacher.model.num_timesteps > 0

@@ -218,12 +218,12 @@ def make_teacher(name: str, **kwargs: Any) -> Teacher:
     """Build the teacher registered as ``name`` with ``kwargs``.
 
     Raises:
-        KeyError: for an unknown name; the message lists the registered names.
+        ValueError: for an unknown name; the message lists the registered names.
     """
     if name not in TEACHERS:
         close = difflib.get_close_matches(name, TEACHERS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise KeyError(
+        raise ValueError(
             f"unknown teacher {name!r}.{hint} Registered teachers: {', '.join(list_teachers())}; "
             "add yours with register_teacher(name, factory)."
         )

@@ -80,7 +80,7 @@ def test_register_a_different_factory_under_a_taken_name_fails(scratch_registry)
 
 
 def test_unknown_name_lists_the_registered_names():
-    with pytest.raises(KeyError, match=r"unknown teacher 'adaptiv'.*'adaptive'.*tscl-window"):
+    with pytest.raises(ValueError, match=r"unknown teacher 'adaptiv'.*'adaptive'.*tscl-window"):
         make_teacher("adaptiv")
 
 

@@ -232,6 +232,11 @@ def is_done(folder: Path) -> bool:
     return (folder / DONE).is_file()
 
 
+#: Settings that say where the data comes from, not what a run computes: a finished run
+#: made with ``--download`` or another ``--data-root`` is still the same run.
+NOT_IDENTITY = frozenset({"env_settings.download", "env_settings.data_root"})
+
+
 def stored_mismatch(spec: RunSpec, folder: Path) -> dict[str, tuple[Any, Any]]:
     """Where ``folder``'s ``config.json`` differs from ``spec``: ``{key: (stored, requested)}``,
     with nested keys dotted (``"env_settings.budget"``)."""
@@ -246,8 +251,9 @@ def stored_mismatch(spec: RunSpec, folder: Path) -> dict[str, tuple[Any, Any]]:
         old = stored.get(key)
         if isinstance(old, dict) and isinstance(value, dict):
             for sub in sorted(set(old) | set(value)):
-                if old.get(sub) != value.get(sub):
-                    diffs[f"{key}.{sub}"] = (old.get(sub), value.get(sub))
+                name = f"{key}.{sub}"
+                if old.get(sub) != value.get(sub) and name not in NOT_IDENTITY:
+                    diffs[name] = (old.get(sub), value.get(sub))
         elif old != value:
             diffs[key] = (old, value)
     return diffs

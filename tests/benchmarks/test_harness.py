@@ -103,6 +103,15 @@ def test_changed_settings_are_refused_then_recomputed_with_overwrite(tiny_config
         assert len(json.loads((folder / "evaluation.json").read_text())["loss"]) == 5
 
 
+def test_where_the_data_comes_from_does_not_change_a_run(tiny_config, monkeypatch):
+    run_benchmark(tiny_config(seeds=(0,)))
+    calls = []
+    monkeypatch.setattr(execution_module, "execute_run", lambda *a, **k: calls.append(a))
+    moved = {**tiny_config().env_kwargs, "download": True, "data_root": "/elsewhere"}
+    run_benchmark(tiny_config(seeds=(0,), env_kwargs=moved))
+    assert calls == []
+
+
 def test_interrupted_run_is_redone_with_identical_results(tiny_config, monkeypatch, tmp_path):
     clean = tiny_config(out=str(tmp_path / "clean"))
     run_benchmark(clean)

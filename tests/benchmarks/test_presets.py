@@ -60,3 +60,14 @@ def test_unknown_preset_and_option_are_clear_errors():
         resolve("papr")
     with pytest.raises(BenchmarkError, match="unknown benchmark option"):
         resolve(None, sedes=(1,))
+
+
+@pytest.mark.slow
+def test_reduced_preset_runs_end_to_end(tmp_path):
+    """The README's main job, one seed and two teachers (about 2 minutes on 2 cores)."""
+    from metacurriculum.cli import main
+
+    argv = ["bench", "--preset", "reduced", "--seeds", "0,", "--teachers", "none,adaptive"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "results.csv").exists()
+    assert (tmp_path / "plots" / "adaptation.png").stat().st_size > 10_000

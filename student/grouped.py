@@ -72,18 +72,25 @@ def _task_losses(logits: Tensor, labels: Tensor, mask: Tensor) -> tuple[Tensor, 
     return (losses * w).sum(dim=1) / count, (correct * w).sum(dim=1) / count
 
 
-def grouped_meta_gradient(
-    params: Params, batch: MetaBatch, inner: InnerLoop
-) -> tuple[dict[str, Tensor], TaskStats]:
-    """Meta-gradient of the mean post-adaptation query loss, all tasks in grouped ops.
+def grouped_query_losses(
+    task_params: Params, batch: MetaBatch, inner: InnerLoop
+) -> tuple[Tensor, TaskStats]:
+    """Adapt every task from its own starting parameters; its query loss, with the graph.
 
-    Same contract as :func:`~metacurriculum.student.adaptation.loop_meta_gradient`.
+    Args:
+        task_params: ``[T, ...]`` starting parameters of each task, differentiable
+            functions of whatever the meta-gradient is taken with respect to.
+        batch: The ``T`` tasks.
+        inner: The inner loop.
+
+    Returns:
+        The ``[T]`` post-adaptation query losses (differentiable), and per-task
+        ``query_loss``, ``support_loss`` (before adaptation) and ``query_acc``.
     """
-    tasks = batch.num_tasks
     uniform = batch.is_uniform
     support_mask = None if uniform else batch.support_mask
     query_mask = None if uniform else batch.query_mask
-    adapted = {name: p.unsqueeze(0).expand(tasks, *p.shape) for name, p in params.items()}
+    adapted = task_params
     support_loss = None
     for _ in range(inner.steps):
         logits = grouped_forward(adapted, batch.support_x, support_mask, batch.n_way, inner.eps)
@@ -102,18 +109,44 @@ def grouped_meta_gradient(
             support_loss = _task_losses(logits, batch.support_y, batch.support_mask)[0]
     logits = grouped_forward(adapted, batch.query_x, query_mask, batch.n_way, inner.eps)
     query_loss, accuracy = _task_losses(logits, batch.query_y, batch.query_mask)
-    grads = torch.autograd.grad(query_loss.mean(), list(params.values()))
     stats = {"query_loss": query_loss.detach(), "support_loss": support_loss, "query_acc": accuracy}
+    return query_loss, stats
+
+
+def grouped_meta_gradient(
+    params: Params, batch: MetaBatch, inner: InnerLoop
+) -> tuple[dict[str, Tensor], TaskStats]:
+    """Meta-gradient of the mean post-adaptation query loss, all tasks in grouped ops.
+
+    Same contract as :func:`~metacurriculum.student.adaptation.loop_meta_gradient`.
+    """
+    tasks = batch.num_tasks
+    adapted = {name: p.unsqueeze(0).expand(tasks, *p.shape) for name, p in params.items()}
+    query_loss, stats = grouped_query_losses(adapted, batch, inner)
+    grads = torch.autograd.grad(query_loss.mean(), list(params.values()))
     return dict(zip(params, grads, strict=True)), stats
 
 
 def grouped_curves(
-    params: Params, batch: MetaBatch, inner: InnerLoop, chunk_size: int
+    params: Params,
+    batch: MetaBatch,
+    inner: InnerLoop,
+    chunk_size: int,
+    owner: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Per-task query loss and accuracy before adaptation and after each inner step.
 
     Like :func:`~metacurriculum.student.adaptation.loop_curves`, ``chunk_size``
     tasks per grouped call, with no meta-gradient.
+
+    Args:
+        params: One network's parameters, or with ``owner`` several networks'
+            stacked on a leading axis (a population's).
+        batch: The tasks.
+        inner: The inner loop.
+        chunk_size: Tasks per grouped call.
+        owner: ``[T]`` int64, the network each task starts from; ``None`` starts
+            every task from ``params``.
 
     Returns:
         Two ``[T, steps + 1]`` tensors: loss and accuracy.
@@ -123,10 +156,14 @@ def grouped_curves(
         chunk = batch.select(slice(start, start + chunk_size))
         support_mask = None if chunk.is_uniform else chunk.support_mask
         query_mask = None if chunk.is_uniform else chunk.query_mask
-        adapted = {
-            name: p.detach().unsqueeze(0).repeat(chunk.num_tasks, *[1] * p.dim())
-            for name, p in params.items()
-        }
+        if owner is None:
+            adapted = {
+                name: p.detach().unsqueeze(0).repeat(chunk.num_tasks, *[1] * p.dim())
+                for name, p in params.items()
+            }
+        else:
+            rows = owner[start : start + chunk_size]
+            adapted = {name: p.detach().index_select(0, rows) for name, p in params.items()}
         curve_loss, curve_acc = [], []
         for step in range(inner.steps + 1):
             with torch.no_grad():

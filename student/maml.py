@@ -71,6 +71,43 @@ class Evaluation:
     task_query_acc: np.ndarray
     n_way: np.ndarray
 
+    @classmethod
+    def from_curves(cls, losses: Tensor, accuracies: Tensor, n_way: Tensor) -> Evaluation:
+        """The evaluation of ``[T, steps + 1]`` loss and accuracy curves of tasks of ``n_way``."""
+        losses_np = losses.double().cpu().numpy()
+        accuracies_np = accuracies.double().cpu().numpy()
+        return cls(
+            query_loss=losses_np.mean(axis=0),
+            query_acc=accuracies_np.mean(axis=0),
+            task_query_loss=losses_np,
+            task_query_acc=accuracies_np,
+            n_way=n_way.cpu().numpy(),
+        )
+
+
+def prepare_batch(config: StudentConfig, batch: MetaBatch) -> MetaBatch:
+    """``batch`` on the student's device and dtype, after checking that it fits the net.
+
+    Raises:
+        ValueError: If the images' shape or the tasks' ``n_way`` do not fit ``config``.
+    """
+    expected = (config.in_channels, config.image_size, config.image_size)
+    for name in ("support_x", "query_x"):
+        shape = tuple(getattr(batch, name).shape[2:])
+        if shape != expected:
+            raise ValueError(
+                f"MetaBatch.{name} has images of shape {shape} but the student expects "
+                f"{expected} (in_channels, image_size, image_size); resize the data or "
+                "change the StudentConfig."
+            )
+    n_low, n_high = int(batch.n_way.min()), int(batch.n_way.max())
+    if n_low < 1 or n_high > config.n_max:
+        raise ValueError(
+            f"MetaBatch.n_way ranges over {n_low}..{n_high} but the student has "
+            f"n_max={config.n_max} logits; tasks need 1 <= n <= n_max."
+        )
+    return batch.to(config.torch_device, config.torch_dtype)
+
 
 class MAML:
     """A MAML meta-learner on MAML's Omniglot conv net, trained with Adam.
@@ -186,15 +223,7 @@ class MAML:
             losses, accuracies = grouped_curves(self.params, batch, inner, chunk_size)
         else:
             losses, accuracies = loop_curves(self.params, batch, inner)
-        losses = losses.double().cpu().numpy()
-        accuracies = accuracies.double().cpu().numpy()
-        return Evaluation(
-            query_loss=losses.mean(axis=0),
-            query_acc=accuracies.mean(axis=0),
-            task_query_loss=losses,
-            task_query_acc=accuracies,
-            n_way=batch.n_way.cpu().numpy(),
-        )
+        return Evaluation.from_curves(losses, accuracies, batch.n_way)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: config, parameters, Adam state, meta-step count."""
@@ -268,24 +297,7 @@ class MAML:
         return InnerLoop(config.inner_lr, config.inner_steps, config.first_order, config.bn_eps)
 
     def _prepare(self, batch: MetaBatch) -> MetaBatch:
-        """The batch on the student's device and dtype, after checking that it fits the net."""
-        config = self.config
-        expected = (config.in_channels, config.image_size, config.image_size)
-        for name in ("support_x", "query_x"):
-            shape = tuple(getattr(batch, name).shape[2:])
-            if shape != expected:
-                raise ValueError(
-                    f"MetaBatch.{name} has images of shape {shape} but the student expects "
-                    f"{expected} (in_channels, image_size, image_size); resize the data or "
-                    "change the StudentConfig."
-                )
-        n_low, n_high = int(batch.n_way.min()), int(batch.n_way.max())
-        if n_low < 1 or n_high > config.n_max:
-            raise ValueError(
-                f"MetaBatch.n_way ranges over {n_low}..{n_high} but the student has "
-                f"n_max={config.n_max} logits; tasks need 1 <= n <= n_max."
-            )
-        return batch.to(self.device, self.dtype)
+        return prepare_batch(self.config, batch)
 
     def _meta_gradient(
         self, batch: MetaBatch, batching: str | None

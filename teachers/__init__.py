@@ -64,15 +64,18 @@ from metacurriculum.teachers.base import (
     list_teachers,
     make_teacher,
     register_teacher,
+    teacher_summary,
 )
 from metacurriculum.teachers.baselines import NoCurriculumTeacher, RandomTeacher
-from metacurriculum.teachers.paper import AdaptiveTeacher, StaticTeacher
+from metacurriculum.teachers.paper import AdaptiveTeacher, PaperAdaptiveTeacher, StaticTeacher
+from metacurriculum.teachers.progress import ALPTeacher, MixtureTeacher, TargetBanditTeacher
 from metacurriculum.teachers.sb3 import (
     SB3_ALGOS,
     SB3Teacher,
     load_sb3_teacher,
     train_sb3_teacher,
 )
+from metacurriculum.teachers.schedules import LinearTeacher, ReverseTeacher
 from metacurriculum.teachers.tscl import (
     POLICIES,
     BanditTeacher,
@@ -80,6 +83,7 @@ from metacurriculum.teachers.tscl import (
     EpsilonGreedy,
     NaiveTeacher,
     OnlineTeacher,
+    Proportional,
     SamplingTeacher,
     Thompson,
     WindowTeacher,
@@ -89,19 +93,26 @@ __all__ = [
     "POLICIES",
     "SB3_ALGOS",
     "TEACHERS",
+    "ALPTeacher",
     "AdaptiveTeacher",
     "BanditTeacher",
     "Boltzmann",
     "EpsilonGreedy",
     "FunctionTeacher",
+    "LinearTeacher",
+    "MixtureTeacher",
     "NaiveTeacher",
     "NoCurriculumTeacher",
     "OmegaTeacher",
     "OnlineTeacher",
+    "PaperAdaptiveTeacher",
+    "Proportional",
     "RandomTeacher",
+    "ReverseTeacher",
     "SB3Teacher",
     "SamplingTeacher",
     "StaticTeacher",
+    "TargetBanditTeacher",
     "Teacher",
     "Thompson",
     "WindowTeacher",
@@ -110,5 +121,6 @@ __all__ = [
     "load_sb3_teacher",
     "make_teacher",
     "register_teacher",
+    "teacher_summary",
     "train_sb3_teacher",
 ]

@@ -9,6 +9,7 @@ A teacher meets the environment only through its spaces, observations and ``info
         obs, reward, terminated, truncated, info = env.step(teacher.act(obs, info))
         if terminated or truncated:
             break
+    print(teacher_summary(teacher))  # run statistics, e.g. {"teacher/own_decision_fraction": 0.4}
 """
 
 from __future__ import annotations
@@ -52,6 +53,31 @@ class Teacher(Protocol):
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Action:
         """The next action, given the latest observation and ``info``."""
         ...
+
+
+def teacher_summary(teacher: Any) -> dict[str, float]:
+    """Statistics of the teacher's episode so far, namespaced ``teacher/...``.
+
+    The optional hook of the protocol: a teacher may define ``summary() -> dict[str,
+    float]`` (called after the episode, before the next ``reset``); a teacher without one
+    (a plain function, an SB3 model) has none, and this returns ``{}``. The harness
+    stores the result with each run.
+
+    Raises:
+        TypeError: when ``summary()`` returns something other than a dict of numbers.
+    """
+    summary = getattr(teacher, "summary", None)
+    if summary is None:
+        return {}
+    result = summary()
+    if not isinstance(result, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) for k, v in result.items()
+    ):
+        raise TypeError(
+            f"{type(teacher).__name__}.summary() returned {result!r}; it must return a dict "
+            "of str -> float, e.g. {'teacher/own_decision_fraction': 0.5}."
+        )
+    return {key: float(value) for key, value in result.items()}
 
 
 class OmegaTeacher:
@@ -119,6 +145,15 @@ class OmegaTeacher:
     def choose_omega(self, observation: np.ndarray, info: Mapping[str, Any]) -> float:
         """The ω to train at next (clipped by the env to ``[omega_min, omega_max]``)."""
         raise NotImplementedError(f"{type(self).__name__} must implement choose_omega().")
+
+    def summary(self) -> dict[str, float]:
+        """Statistics of the episode so far, keys namespaced ``teacher/``; none by default.
+
+        Read through :func:`teacher_summary` after an episode. Override it to report
+        what a run's final numbers cannot show, e.g. how often the teacher's own
+        decision, rather than a schedule, set ω.
+        """
+        return {}
 
     def measured(self, info: Mapping[str, Any]) -> tuple[float, float] | None:
         """``(ω, normalised validation loss)`` of the previous choice, or ``None``.

@@ -89,6 +89,31 @@ class Boltzmann:
 
 
 @dataclass(frozen=True)
+class Proportional:
+    """ALP-GMM's sampling: ``random_ratio`` uniform, the rest in proportion to the values.
+
+    ``p = (1 - r) v / Σ v + r / N`` for values ``v >= 0`` (negative ones count as 0);
+    uniform when every value is 0.
+
+    Args:
+        random_ratio: the uniform share ``r`` in ``[0, 1]`` (teachDeepRL: 0.2).
+    """
+
+    random_ratio: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.random_ratio <= 1.0:
+            raise ValueError(f"random_ratio={self.random_ratio!r} must lie in [0, 1].")
+
+    def __call__(self, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        v = np.clip(np.asarray(values, dtype=float), 0.0, None)
+        uniform = np.full(len(v), 1.0 / len(v))
+        if v.sum() <= 0:
+            return uniform
+        return (1.0 - self.random_ratio) * v / v.sum() + self.random_ratio * uniform
+
+
+@dataclass(frozen=True)
 class Thompson(EpsilonGreedy):
     """Thompson sampling: :class:`SamplingTeacher` draws one recorded slope per arm, then
     acts ε-greedily on the draws. Only the sampling teacher keeps the slopes to draw from.
@@ -100,6 +125,7 @@ POLICIES: dict[str, type] = {
     "epsilon-greedy": EpsilonGreedy,
     "boltzmann": Boltzmann,
     "thompson": Thompson,
+    "proportional": Proportional,
 }
 
 
@@ -167,6 +193,7 @@ class BanditTeacher(OmegaTeacher):
         self.omegas: np.ndarray | None = None if self.arms is None else np.array(self.arms)
         self.arm: int | None = None
         self.probabilities = np.empty(0)
+        self.pulls = np.zeros(0, dtype=int)
 
     def choose_omega(self, observation: np.ndarray, info: Mapping[str, Any]) -> float:
         if self.omegas is None:
@@ -174,14 +201,31 @@ class BanditTeacher(OmegaTeacher):
             self.omegas = np.arange(low, high + 1, dtype=float)
         if self.steps == 0:
             self.init_arms(len(self.omegas))
-        measured = self.measured(info)
-        if measured is not None:
-            omega, loss = measured
-            self.record(int(np.argmin(np.abs(self.omegas - omega))), self.steps, -loss)
+            self.pulls = np.zeros(len(self.omegas), dtype=int)
+        outcome = self.outcome(info)
+        if outcome is not None:
+            omega, score = outcome
+            self.record(int(np.argmin(np.abs(self.omegas - omega))), self.steps, score)
         self.probabilities = self.policy_probabilities()
         if self.arm is None or not self._in_transit(info):
             self.arm = int(self.rng.choice(len(self.omegas), p=self.probabilities))
+        self.pulls[self.arm] += 1
         return float(self.omegas[self.arm])
+
+    def outcome(self, info: Mapping[str, Any]) -> tuple[float, float] | None:
+        """``(ω trained at, score)`` of the previous step, or ``None``; :meth:`record` gets it.
+
+        TSCL's score: the negative normalised validation loss measured at ω.
+        """
+        measured = self.measured(info)
+        return None if measured is None else (measured[0], -measured[1])
+
+    def summary(self) -> dict[str, float]:
+        """``teacher/hardest_fraction``: the share of steps whose chosen arm was the largest ω."""
+        if not hasattr(self, "pulls") or self.pulls.sum() == 0:
+            return {}
+        hardest = self.pulls[np.argmax(self.omegas)]
+        return {"teacher/hardest_fraction": float(hardest / self.pulls.sum())}
 
     def _in_transit(self, info: Mapping[str, Any]) -> bool:
         """Discrete actions move one ``omega_step`` a step: keep the arm until ω reaches it."""

@@ -37,6 +37,8 @@ ENV_IDS = sorted(metacurriculum.ENV_SPECS)
 TEACHER_NAMES = list_teachers()
 
 LossFn = Callable[[float, int, Mapping[int, int]], float]
+#: The normalised loss on the hardest (target) tasks, given the ω of every step so far.
+TargetFn = Callable[[list[float]], float]
 
 
 class FakeEnv(gym.Env):
@@ -49,6 +51,11 @@ class FakeEnv(gym.Env):
         omega_init: ω at reset.
         noise: standard deviation of Gaussian noise added to every measured loss.
         history: losses in the observation.
+        target: ``target(omegas)``, the normalised target loss after the steps trained
+            at ``omegas`` (the ω of every step so far, oldest first); ``None``: the
+            target loss is the validation loss, as if every ω were the hardest.
+        budget: ``info["budget"]`` (``info["meta_step"]`` is the step count); the
+            default is large enough that budget-driven schedules never move.
     """
 
     metadata = {"render_modes": []}  # noqa: RUF012 - Gymnasium convention
@@ -61,8 +68,11 @@ class FakeEnv(gym.Env):
         omega_init: float = 1.0,
         noise: float = 0.0,
         history: int = 4,
+        target: TargetFn | None = None,
+        budget: int = 10**9,
     ) -> None:
         self.loss, self.n_max, self.noise = loss, n_max, noise
+        self.target, self.budget = target, budget
         self.omega_init, self.omega_step = omega_init, 1.0
         self.action_space = (
             spaces.Box(-1.0, 1.0, (1,), np.float32)
@@ -78,6 +88,7 @@ class FakeEnv(gym.Env):
         self.visits: Counter[int] = Counter()
         self.omegas: list[float] = []  # the ω of every step
         self.losses = [self._measure()] * self.history
+        self.target_loss = self._measure_target()
         return self._observation(), self._info()
 
     def step(self, action):
@@ -93,10 +104,17 @@ class FakeEnv(gym.Env):
         self.visits[round(self.omega)] += 1
         self.omegas.append(self.omega)
         self.losses = [*self.losses[1:], self._measure()]
-        return self._observation(), 0.0, False, False, self._info()
+        previous, self.target_loss = self.target_loss, self._measure_target()
+        return self._observation(), previous - self.target_loss, False, False, self._info()
 
     def _measure(self) -> float:
         value = self.loss(self.omega, self.t, self.visits)
+        return float(value + self.noise * self.np_random.standard_normal())
+
+    def _measure_target(self) -> float:
+        if self.target is None:
+            return self.losses[-1]
+        value = self.target(list(self.omegas))
         return float(value + self.noise * self.np_random.standard_normal())
 
     def _observation(self) -> np.ndarray:
@@ -115,11 +133,11 @@ class FakeEnv(gym.Env):
             "val_loss": loss,
             "val_accuracy": 1.0 - loss,
             "val_loss_normalized": loss,
-            "target_loss": loss,
-            "target_accuracy": 1.0 - loss,
-            "target_loss_normalized": loss,
+            "target_loss": self.target_loss,
+            "target_accuracy": 1.0 - self.target_loss,
+            "target_loss_normalized": self.target_loss,
             "meta_step": self.t,
-            "budget": 10**9,
+            "budget": self.budget,
             "diverged": False,
         }
 

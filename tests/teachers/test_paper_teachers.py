@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from fakes import FakeEnv, drive
 
-from metacurriculum.teachers import AdaptiveTeacher, StaticTeacher
+from metacurriculum.teachers import AdaptiveTeacher, StaticTeacher, make_teacher
 
 ACTION_TYPES = ["continuous", "discrete"]
 
@@ -151,13 +151,13 @@ def test_adaptive_prior_leaves_a_flat_plateau_of_chance_loss():
     assert without["omegas"].min() >= 19.0
 
 
-@pytest.mark.parametrize("push_until", [0.5, None], ids=["push", "no-push"])
-def test_adaptive_pushes_to_the_hardest_tasks_by_the_end(push_until):
+@pytest.mark.parametrize("floor", ["linear", "none"])
+def test_adaptive_pushes_to_the_hardest_tasks_by_the_end(floor):
     """Requirement 4: even a student that never meets the target ends on the hardest tasks."""
     env = gym.make("MetaCurriculum-Analytic-v0", n_max=10, budget=200, max_episode_steps=50)
-    teacher = AdaptiveTeacher(target_loss=0.0, push_until=push_until)
+    teacher = AdaptiveTeacher(target_loss=0.0, floor=floor, push_until=0.5)
     omegas = drive(teacher, env, steps=50)["omegas"]
-    if push_until is None:
+    if floor == "none":
         assert omegas[-10:].max() < 5.0
     else:
         assert omegas[25:].min() >= 10.0 - teacher.perturbation - 1e-6
@@ -181,6 +181,8 @@ def test_adaptive_perturbs_around_the_base_with_its_own_generator():
         ({"min_delta": 0.0}, "min_delta=0.0"),
         ({"prior_slope": float("inf")}, "prior_slope=inf"),
         ({"push_until": 1.5}, "push_until=1.5"),
+        ({"push_until": None}, "push_until=None"),
+        ({"floor": "cosine"}, "floor='cosine' is unknown"),
     ],
     ids=[
         "window-1",
@@ -189,8 +191,74 @@ def test_adaptive_perturbs_around_the_base_with_its_own_generator():
         "zero-min-delta",
         "infinite-prior",
         "push-past-budget",
+        "push-none",
+        "unknown-floor",
     ],
 )
 def test_adaptive_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         AdaptiveTeacher(**kwargs)
+
+
+# -- adaptive at a real budget: the floor ------------------------------------------
+
+
+def struggles(omega, t, visits):
+    """Always above any target below 0.6, rising with ω: the teacher asks for easier tasks."""
+    return 0.6 + 0.05 * omega
+
+
+def well_then_struggles(omega, t, visits):
+    """Below the target (0.5) for the first 50 steps, above it after."""
+    return (0.2 if t <= 50 else 0.8) + 0.02 * omega
+
+
+def run_with_floor(loss, floor, n_max=9, budget=100, **kwargs):
+    env = FakeEnv(loss, n_max=n_max, budget=budget, noise=0.002)
+    teacher = AdaptiveTeacher(floor=floor, **kwargs)
+    return teacher, drive(teacher, env, steps=budget)["omegas"]
+
+
+def test_linear_floor_sets_omega_for_a_student_that_never_meets_the_target():
+    teacher, omegas = run_with_floor(struggles, "linear", push_until=0.5)
+    t = np.arange(len(omegas))  # meta_step at the act that chose omegas[t]
+    line = 1.0 + 8.0 * np.minimum(t / 50, 1.0)
+    assert np.all(omegas >= line - teacher.perturbation - 1e-6)
+    assert np.all(omegas[55:] >= 9.0 - teacher.perturbation - 1e-6)
+    summary = teacher.summary()
+    assert summary["teacher/own_decision_fraction"] < 0.2, summary
+    assert summary["teacher/down_fraction"] > 0.8, summary
+
+
+@pytest.mark.parametrize("floor", ["none", "gated"])
+def test_without_a_floor_or_gated_a_struggling_student_keeps_easy_tasks(floor):
+    teacher, omegas = run_with_floor(struggles, floor)
+    assert omegas[5:].max() <= 1.0 + teacher.perturbation + 1e-6
+    assert teacher.summary()["teacher/own_decision_fraction"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("floor", "late"),
+    [("none", (1.0, 1.8)), ("gated", (4.2, 5.8)), ("linear", (8.2, 9.0))],
+)
+def test_the_three_floors_differ_after_the_student_starts_to_struggle(floor, late):
+    """Doing well for 50 of 100 steps: the teacher climbs, then wants easier tasks. The
+    gated floor's clock ran for those 50 steps only: it holds ω at the middle of the range."""
+    teacher, omegas = run_with_floor(well_then_struggles, floor, push_until=1.0)
+    assert omegas[40:50].mean() >= 7.0, "climbs while the student does well"
+    assert late[0] <= omegas[-10:].mean() <= late[1], omegas[-10:]
+    own = teacher.summary()["teacher/own_decision_fraction"]
+    assert (own == 1.0) if floor == "none" else (own < 1.0)
+
+
+def test_adaptive_paper_is_the_adaptive_teacher_without_prior_or_floor():
+    teacher = make_teacher("adaptive-paper")
+    assert isinstance(teacher, AdaptiveTeacher)
+    assert (teacher.floor, teacher.prior_weight, teacher.step) == ("none", 0.0, 2.0)
+    env = FakeEnv(struggles, n_max=9, budget=100, omega_init=9.0)
+    omegas = drive(teacher, env, steps=100)["omegas"]
+    assert omegas[-20:].max() <= 1.0 + teacher.perturbation + 1e-6
+    assert teacher.summary()["teacher/own_decision_fraction"] == 1.0
+    # no prior: on a loss flat in ω the slope is 0 and the teacher holds
+    flat_env = FakeEnv(lambda omega, t, visits: 0.9, n_max=9, budget=100, omega_init=5.0)
+    assert set(np.round(drive(teacher, flat_env, steps=30)["omegas"])) <= {4.0, 5.0, 6.0}

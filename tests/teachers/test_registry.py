@@ -16,6 +16,7 @@ from metacurriculum.teachers import (
     list_teachers,
     make_teacher,
     register_teacher,
+    teacher_summary,
 )
 
 
@@ -43,6 +44,12 @@ def test_every_name_is_registered():
         "tscl-window",
         "tscl-sampling",
         "sb3",
+        "linear",
+        "reverse",
+        "adaptive-paper",
+        "alp",
+        "target-bandit",
+        "mixture",
     }
     assert list_teachers() == sorted(TEACHERS)
 
@@ -142,3 +149,21 @@ def test_choose_omega_must_be_implemented():
     teacher.reset(env.observation_space, env.action_space)
     with pytest.raises(NotImplementedError, match="choose_omega"):
         teacher.act(obs, info)
+
+
+def test_teacher_summary_is_an_optional_hook():
+    assert teacher_summary(as_teacher(lambda observation, info: [0.0])) == {}
+    assert teacher_summary(make_teacher("none")) == {}  # OmegaTeacher's default
+
+    class Reports(OmegaTeacher):
+        def summary(self):
+            return {"teacher/answer": 42}
+
+    assert teacher_summary(Reports()) == {"teacher/answer": 42.0}
+
+    class Wrong(OmegaTeacher):
+        def summary(self):
+            return [("teacher/answer", 42)]
+
+    with pytest.raises(TypeError, match=r"Wrong.summary\(\) returned"):
+        teacher_summary(Wrong())

@@ -1,0 +1,83 @@
+"""Fixed schedules of ω over the budget: easy to hard (``linear``) and hard to easy (``reverse``).
+
+A schedule reads only the elapsed fraction of the budget, ``info["meta_step"] /
+info["budget"]``: it is the baseline a curriculum teacher must beat to show that its
+reading of the student, not the passing of time, set ω. The adaptive teacher's linear
+floor (:class:`~metacurriculum.teachers.paper.AdaptiveTeacher`) is :func:`ramp`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from metacurriculum.teachers.base import OmegaTeacher, register_teacher
+
+
+def elapsed(info: Mapping[str, Any]) -> float:
+    """The fraction of the budget spent: ``meta_step / budget``, in ``[0, 1]``."""
+    return min(float(info["meta_step"]) / max(float(info["budget"]), 1.0), 1.0)
+
+
+def ramp(info: Mapping[str, Any], until: float) -> float:
+    """ω on the line from ``omega_min`` (start of the budget) to ``omega_max`` (at ``until``)."""
+    low, high = float(info["omega_min"]), float(info["omega_max"])
+    return low + (high - low) * min(elapsed(info) / until, 1.0)
+
+
+def check_fraction(name: str, value: float) -> None:
+    """Raise unless ``value`` is a fraction of the budget in ``(0, 1]``."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= 1):
+        raise ValueError(f"{name}={value!r} must be in (0, 1] (a fraction of the budget).")
+
+
+@register_teacher("linear")
+@dataclass(eq=False)
+class LinearTeacher(OmegaTeacher):
+    """ω rises linearly from ``omega_min`` to ``omega_max`` at ``until`` of the budget, then stays.
+
+    The schedule baseline (Bengio et al. 2009's easy-to-hard curriculum with a fixed
+    pace). It is what the adaptive teacher with its linear floor did at the reduced
+    CPU settings, where the floor set ω at almost every step; under its own name it
+    shows what the schedule alone is worth.
+
+    Args:
+        until: the fraction of the budget at which ω reaches ``omega_max`` (0.75: the
+            last quarter of training on the hardest tasks, the tasks the student is
+            judged on).
+    """
+
+    until: float = 0.75
+
+    def __post_init__(self) -> None:
+        check_fraction("until", self.until)
+
+    def choose_omega(self, observation: np.ndarray, info: Mapping[str, Any]) -> float:
+        return ramp(info, self.until)
+
+
+@register_teacher("reverse")
+@dataclass(eq=False)
+class ReverseTeacher(OmegaTeacher):
+    """The control: ω falls linearly from ``omega_max`` to ``omega_min`` at ``until`` of the budget.
+
+    Hard to easy, the mirror image of ``linear`` (anti-curriculum, as in Weinshall et
+    al. 2018's controls). Where ``linear`` beats it, the order of the tasks mattered;
+    where both match ``none``, only the time spent on the hardest tasks did.
+
+    Args:
+        until: the fraction of the budget at which ω reaches ``omega_min``.
+    """
+
+    until: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_fraction("until", self.until)
+
+    def choose_omega(self, observation: np.ndarray, info: Mapping[str, Any]) -> float:
+        low, high = float(info["omega_min"]), float(info["omega_max"])
+        return high - (ramp(info, self.until) - low)

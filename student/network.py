@@ -23,42 +23,72 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from metacurriculum.student.config import StudentConfig, feature_size
+from metacurriculum.student.config import INITS, StudentConfig, feature_size
 
 Params = dict[str, Tensor]
 
 
 def init_params(config: StudentConfig, generator: torch.Generator) -> Params:
-    """Fresh parameters, Xavier-uniform weights as in MAML, drawn from ``generator`` only.
+    """Fresh parameters, drawn from ``generator`` only, by the rule ``config.init`` names.
+
+    Batch-norm scales start at 1 and shifts at 0 under every rule. The weights:
+
+    | ``init`` | conv and head weights | head bias |
+    |---|---|---|
+    | ``"torch"`` (default) | ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``: ``nn.Conv2d`` and ``nn.Linear``'s default (kaiming-uniform, ``a = sqrt(5)``) | ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, as ``nn.Linear`` |
+    | ``"xavier"`` | Xavier-uniform, ``U(-b, b)``, ``b = sqrt(6 / (fan_in + fan_out))`` (MAML's TensorFlow convs) | 0 |
+    | ``"kaiming"`` | He-normal for ReLU, ``N(0, 2 / fan_in)`` | 0 |
+
+    With batch norm after every conv, a conv weight's scale does not change the
+    forward pass but sets the effective size of an inner SGD step (larger weights,
+    smaller relative steps); the head's scale sets that of the first logits.
+    ``"torch"`` draws the smallest weights and learned fastest (see
+    :class:`~metacurriculum.student.StudentConfig`).
 
     Args:
-        config: The network's shape and dtype (the device is left to the caller).
+        config: The network's shape, dtype and ``init`` (the device is left to the caller).
         generator: The private generator to draw from; the global RNG is never used.
 
     Returns:
         Parameters on the generator's device, in insertion order: per block
         ``block{i}.conv.weight``, ``block{i}.bn.weight``, ``block{i}.bn.bias``, then
         ``head.weight`` and ``head.bias``.
+
+    Raises:
+        ValueError: If ``config.init`` is not one of :data:`INITS`.
     """
+    if config.init not in INITS:
+        raise ValueError(f"init={config.init!r} is unknown; use one of {INITS}.")
     dtype, device = config.torch_dtype, generator.device
 
-    def xavier(shape: tuple[int, ...], fan_in: int, fan_out: int) -> Tensor:
-        bound = math.sqrt(6.0 / (fan_in + fan_out))
-        weight = torch.empty(shape, dtype=dtype, device=device)
-        return weight.uniform_(-bound, bound, generator=generator)
+    def uniform(shape: tuple[int, ...], bound: float) -> Tensor:
+        return torch.empty(shape, dtype=dtype, device=device).uniform_(
+            -bound, bound, generator=generator
+        )
+
+    def weight(shape: tuple[int, ...], fan_in: int, fan_out: int) -> Tensor:
+        if config.init == "torch":
+            return uniform(shape, 1.0 / math.sqrt(fan_in))
+        if config.init == "xavier":
+            return uniform(shape, math.sqrt(6.0 / (fan_in + fan_out)))
+        std = math.sqrt(2.0 / fan_in)
+        return torch.empty(shape, dtype=dtype, device=device).normal_(0.0, std, generator=generator)
 
     params: Params = {}
     channels = config.in_channels
     for i in range(config.depth):
-        params[f"block{i}.conv.weight"] = xavier(
+        params[f"block{i}.conv.weight"] = weight(
             (config.hidden, channels, 3, 3), channels * 9, config.hidden * 9
         )
         params[f"block{i}.bn.weight"] = torch.ones(config.hidden, dtype=dtype, device=device)
         params[f"block{i}.bn.bias"] = torch.zeros(config.hidden, dtype=dtype, device=device)
         channels = config.hidden
     features = config.hidden * feature_size(config.image_size, config.depth) ** 2
-    params["head.weight"] = xavier((config.n_max, features), features, config.n_max)
-    params["head.bias"] = torch.zeros(config.n_max, dtype=dtype, device=device)
+    params["head.weight"] = weight((config.n_max, features), features, config.n_max)
+    if config.init == "torch":
+        params["head.bias"] = uniform((config.n_max,), 1.0 / math.sqrt(features))
+    else:
+        params["head.bias"] = torch.zeros(config.n_max, dtype=dtype, device=device)
     return params
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -137,6 +138,32 @@ def test_same_seed_same_numbers_and_global_rng_untouched(make_batch, make_config
     assert runs[0] != runs[2]
 
 
+@pytest.mark.parametrize("init", ["torch", "xavier", "kaiming"])
+def test_each_init_draws_its_rule_from_the_private_generator(make_config, init: str) -> None:
+    config = make_config(init=init, hidden=16, depth=2, image_size=16)
+    torch.manual_seed(0)
+    rng_state = torch.get_rng_state()
+    params = {k: v.detach() for k, v in MAML(config, seed=3).params.items()}
+    assert torch.equal(torch.get_rng_state(), rng_state)
+    assert all(torch.equal(params[k], MAML(config, seed=3).params[k]) for k in params)
+    conv = params["block1.conv.weight"]  # fan_in = 16 * 9 = fan_out
+    head = params["head.weight"]  # fan_in = 16 * 4 * 4, fan_out = n_max
+    fan_in, head_fan_in = 16 * 9, head.shape[1]
+    if init == "torch":  # U(-1/sqrt(fan_in), 1/sqrt(fan_in)): std = 1 / sqrt(3 fan_in)
+        expected_std = 1 / math.sqrt(3 * fan_in)
+        assert conv.abs().max() <= 1 / math.sqrt(fan_in)
+        assert params["head.bias"].abs().max() <= 1 / math.sqrt(head_fan_in)
+        assert params["head.bias"].abs().min() > 0
+    elif init == "xavier":  # U(-b, b), b = sqrt(6 / (fan_in + fan_out))
+        expected_std = math.sqrt(6 / (2 * fan_in)) / math.sqrt(3)
+        assert conv.abs().max() <= math.sqrt(6 / (2 * fan_in))
+        assert head.abs().max() <= math.sqrt(6 / (head_fan_in + config.n_max))
+    else:  # N(0, 2 / fan_in)
+        expected_std = math.sqrt(2 / fan_in)
+    assert float(conv.std()) == pytest.approx(expected_std, rel=0.1)
+    assert torch.equal(params["block0.bn.weight"], torch.ones(16, dtype=torch.float64))
+
+
 def test_a_generator_seeds_like_its_int(make_config) -> None:
     config = make_config()
     by_int = MAML(config, seed=5).params
@@ -153,6 +180,7 @@ BAD_CONFIGS = {
     "negative_inner_lr": ({"inner_lr": -0.1}, "inner_lr must be finite and > 0"),
     "negative_inner_steps": ({"inner_steps": -1}, "inner_steps must be >= 0"),
     "float_hidden": ({"hidden": 6.5}, "hidden must be an int"),
+    "unknown_init": ({"init": "orthogonal"}, r"init='orthogonal' is unknown; use one of \('torch'"),
 }
 
 

@@ -12,6 +12,10 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+#: ``omniglot_protocol`` values (the loader's ``PROTOCOLS``; kept here so that reading
+#: a config does not import torch).
+OMNIGLOT_PROTOCOLS = ("maml", "background")
+
 
 @dataclass(frozen=True)
 class MetaCurriculumConfig:
@@ -25,6 +29,13 @@ class MetaCurriculumConfig:
         k_shot: support examples per class (the paper: 1).
         q_query: query examples per class.
         omega_noise: half-width of the per-task uniform perturbation of ω.
+        omniglot_protocol: how Omniglot is cut into training, validation and test
+            characters: ``"maml"`` (MAML's and the paper's: 1100/100/423 of all 1623
+            characters, each also rotated by 90, 180 and 270 degrees as new classes)
+            or ``"background"`` (the background split for training and validation,
+            the evaluation split for testing, no rotations). Ignored for MNIST.
+        eval_q_query: query examples per class of the final evaluation's unseen tasks
+            (``evaluate_test``), independent of ``q_query`` (15, as the literature reports).
         omega_min: the easiest ω. Defaults to 2: a one-way task has zero loss whatever
             the student does, so it teaches nothing; ``omega_min=1`` gives the paper's
             literal range ``[1, n_max]``.
@@ -40,6 +51,8 @@ class MetaCurriculumConfig:
         meta_batch: tasks per meta-step (Table I: 8).
         first_order: first-order MAML instead of second-order.
         batching: ``"auto"``, ``"loop"`` or ``"vmap"`` (see the student).
+        init: the weight initialisation: ``"torch"`` (default), ``"xavier"`` or
+            ``"kaiming"`` (see :class:`~metacurriculum.student.StudentConfig`).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
 
     Episode:
@@ -63,6 +76,8 @@ class MetaCurriculumConfig:
     n_max: int = 20
     k_shot: int = 1
     q_query: int = 15
+    omniglot_protocol: str = "maml"
+    eval_q_query: int = 15
     omega_noise: float = 0.5
     omega_min: float = 2.0
 
@@ -75,6 +90,7 @@ class MetaCurriculumConfig:
     meta_batch: int = 8
     first_order: bool = False
     batching: str = "auto"
+    init: str = "torch"
     device: str = "auto"
 
     budget: int = 1000
@@ -94,6 +110,7 @@ class MetaCurriculumConfig:
             "n_max",
             "k_shot",
             "q_query",
+            "eval_q_query",
             "inner_steps",
             "meta_batch",
             "budget",
@@ -120,6 +137,10 @@ class MetaCurriculumConfig:
             raise ValueError(
                 f"omega_init={self.omega_init} must lie in [omega_min={self.omega_min}, "
                 f"n_max={self.n_max}]."
+            )
+        if self.omniglot_protocol not in OMNIGLOT_PROTOCOLS:
+            raise ValueError(
+                f"omniglot_protocol={self.omniglot_protocol!r} is not one of {OMNIGLOT_PROTOCOLS}."
             )
         if self.action_type not in ("continuous", "discrete"):
             raise ValueError(

@@ -25,6 +25,7 @@ def student_config(config: MetaCurriculumConfig) -> StudentConfig:
         inner_steps=config.inner_steps,
         first_order=config.first_order,
         batching=config.batching,
+        init=config.init,
         device=config.device,
     )
 
@@ -79,15 +80,14 @@ class MAMLStudent:
                 or the device is unknown.
         """
         device = student_config(config).torch_device
+        options = {"protocol": config.omniglot_protocol} if config.dataset == "omniglot" else {}
         splits = load_dataset(
-            config.dataset, config.data_root, download=config.download, device=device
+            config.dataset, config.data_root, download=config.download, device=device, **options
         )
         task_args = {"n_max": config.n_max, "k_shot": config.k_shot, "q_query": config.q_query}
         task_args.update(omega_noise=config.omega_noise, n_min=config.n_min)
-        train, val, test = (
-            TaskDistribution(split, **task_args)
-            for split in (splits.train, splits.val, splits.test)
-        )
+        train, val = (TaskDistribution(split, **task_args) for split in (splits.train, splits.val))
+        test = TaskDistribution(splits.test, **{**task_args, "q_query": config.eval_q_query})
         return train, val, test
 
     @classmethod

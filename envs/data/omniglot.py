@@ -153,20 +153,43 @@ def _decode_png(data: bytes, where: str) -> np.ndarray:
     return gray >= 128
 
 
+#: The ways to cut Omniglot into meta-training, meta-validation and meta-testing parts.
+PROTOCOLS = ("maml", "background")
+#: MAML's protocol (Finn et al., 2017, after Santoro et al., 2016): characters shuffled with
+#: this seed, the first ``MAML_TRAIN`` for meta-training, the next ``MAML_VAL`` for
+#: meta-validation (the paper's "100 of them held out"), the remaining 423 for testing.
+MAML_SEED, MAML_TRAIN, MAML_VAL = 1, 1100, 100
+ROTATIONS = 4
+
+
 def load_omniglot(
     root: str | os.PathLike[str] | None = None,
     *,
     download: bool = False,
     device: str | torch.device = "cpu",
+    protocol: str = "background",
     val_fraction: float = 0.15,
+    train_characters: int = MAML_TRAIN,
+    val_characters: int = MAML_VAL,
 ) -> ImageSplits:
-    """Load Omniglot as 28x28 ink images, split by character.
+    """Load Omniglot as 28x28 ink images, split by character under one of two protocols.
 
-    Meta-training uses the first background characters, meta-validation the
-    last ``val_fraction`` of them (a contiguous run in upstream order, so
-    mostly whole alphabets), meta-testing the evaluation split (659
-    characters of 20 other alphabets). Each 105x105 drawing is resized once,
-    here, by area averaging of the ink (anti-aliased, values in [0, 1]).
+    ``protocol="background"``: meta-training uses the first background characters,
+    meta-validation the last ``val_fraction`` of them (a contiguous run in upstream
+    order, so mostly whole alphabets), meta-testing the evaluation split (659
+    characters of 20 other alphabets), no rotations.
+
+    ``protocol="maml"``, MAML's (and "Teaching Your MAML"'s): the 1623 characters of
+    both upstream splits, shuffled with a fixed seed, give 1100 characters for
+    meta-training, 100 for meta-validation and the other 423 for meta-testing; each
+    character also appears rotated by 90, 180 and 270 degrees as three new classes
+    (class ``4 c + r`` is character ``c`` rotated by ``r`` quarter turns), so the
+    parts hold 4400, 400 and 1692 classes. Rotations are made after the split, so the
+    rotated copies of a character stay in its part. MAML's published 98.7% (5-way)
+    and 95.8% (20-way) 1-shot accuracies are on this protocol.
+
+    Each 105x105 drawing is resized once, here, by area averaging of the ink
+    (anti-aliased, values in [0, 1]).
 
     The packed files ``<root>/omniglot/images_{background,evaluation}.npz``
     are read when present. Otherwise torchvision's PNG download
@@ -179,22 +202,33 @@ def load_omniglot(
         root: The data root; see :func:`~metacurriculum.envs.data.resolve_data_root`.
         download: Download through ``torchvision.datasets.Omniglot`` if no data is found.
         device: Where the image tensors are put.
-        val_fraction: The share of background characters held out for meta-validation.
+        protocol: ``"background"`` or ``"maml"`` (see above).
+        val_fraction: ``"background"`` only: the share of background characters held
+            out for meta-validation.
+        train_characters: ``"maml"`` only: characters for meta-training (MAML: 1100).
+        val_characters: ``"maml"`` only: characters for meta-validation (MAML: 100);
+            the rest are for meta-testing.
 
     Returns:
-        Splits of shape ``[characters, 20, 1, 28, 28]``: train and val together
-        hold the 964 background characters, test the 659 evaluation ones.
+        Splits of shape ``[classes, 20, 1, 28, 28]``.
 
     Raises:
-        ValueError: If ``val_fraction`` leaves the train or val part empty.
+        ValueError: If ``protocol`` is unknown, or its settings leave a part empty.
         DataNotFoundError: If no data is found and ``download`` is False.
         CorruptDataError: If a data file is unreadable or has the wrong shape or dtype.
     """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"Omniglot protocol={protocol!r} is unknown; use one of {PROTOCOLS}.")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}.")
     root = resolve_data_root(root)
     background, background_source = _load_split(root, SPLITS[0], download)
     evaluation, evaluation_source = _load_split(root, SPLITS[1], download)
+    sources = f"Sources: {background_source}, {evaluation_source}."
+    if protocol == "maml":
+        return _maml_splits(
+            torch.cat([background, evaluation]), train_characters, val_characters, device, sources
+        )
     num_val = round(background.shape[0] * val_fraction)
     num_train = background.shape[0] - num_val
     if num_val < 1 or num_train < 1:
@@ -204,14 +238,60 @@ def load_omniglot(
         )
     background = background.to(device)
     notes = (
-        f"Omniglot, 105x105 resized to 28x28 by area averaging. train: background characters "
-        f"0-{num_train - 1}; val: background characters {num_train}-{background.shape[0] - 1} "
-        f"(last {val_fraction:g}, a contiguous run of alphabets); test: all {evaluation.shape[0]} "
-        f"evaluation characters. Sources: {background_source}, {evaluation_source}."
+        f"Omniglot, background protocol, 105x105 resized to 28x28 by area averaging. train: "
+        f"background characters 0-{num_train - 1}; val: background characters {num_train}-"
+        f"{background.shape[0] - 1} (last {val_fraction:g}, a contiguous run of alphabets); "
+        f"test: all {evaluation.shape[0]} evaluation characters. {sources}"
     )
     return ImageSplits(
         "omniglot", background[:num_train], background[num_train:], evaluation.to(device), notes
     )
+
+
+def maml_character_split(
+    num_characters: int, train_characters: int = MAML_TRAIN, val_characters: int = MAML_VAL
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The characters (indices into background then evaluation) of MAML's three parts.
+
+    A fixed permutation (seed :data:`MAML_SEED`), cut into ``train_characters``,
+    ``val_characters`` and the rest.
+
+    Raises:
+        ValueError: If a part would be empty.
+    """
+    test_characters = num_characters - train_characters - val_characters
+    if min(train_characters, val_characters, test_characters) < 1:
+        raise ValueError(
+            f"train_characters={train_characters} and val_characters={val_characters} of "
+            f"{num_characters} Omniglot characters leave {test_characters} for testing; every "
+            "part needs at least one (MAML's protocol: 1100, 100 and 423 of 1623)."
+        )
+    order = np.random.default_rng(MAML_SEED).permutation(num_characters)
+    cut = train_characters + val_characters
+    return order[:train_characters], order[train_characters:cut], order[cut:]
+
+
+def with_rotations(characters: torch.Tensor) -> torch.Tensor:
+    """``[c, s, 1, H, W]`` characters as ``[4 c, s, 1, H, W]`` classes: class ``4 i + r``
+    is character ``i`` rotated by ``r`` quarter turns (counter-clockwise)."""
+    turns = [torch.rot90(characters, r, dims=(-2, -1)) for r in range(ROTATIONS)]
+    return torch.stack(turns, dim=1).flatten(0, 1)
+
+
+def _maml_splits(
+    characters: torch.Tensor, train: int, val: int, device: str | torch.device, sources: str
+) -> ImageSplits:
+    parts = maml_character_split(characters.shape[0], train, val)
+    train_x, val_x, test_x = (
+        with_rotations(characters[torch.from_numpy(part)]).to(device) for part in parts
+    )
+    notes = (
+        f"Omniglot, MAML's protocol, 105x105 resized to 28x28 by area averaging: the "
+        f"{characters.shape[0]} characters of both upstream splits shuffled with seed "
+        f"{MAML_SEED}; {len(parts[0])} for train, {len(parts[1])} for val, {len(parts[2])} for "
+        f"test, each also rotated by 90, 180 and 270 degrees as new classes. {sources}"
+    )
+    return ImageSplits("omniglot", train_x, val_x, test_x, notes)
 
 
 def _load_split(root: Path, split: str, download: bool) -> tuple[torch.Tensor, Path]:

@@ -447,3 +447,71 @@ def test_write_atomically_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_atomically(tmp_path / "out.npz", lambda file: file.write(b"whole"))
     assert (tmp_path / "out.npz").read_bytes() == b"whole"
+
+
+# ----------------------------------------------------------------- MAML's Omniglot protocol
+
+
+@pytest.fixture(scope="module")
+def maml_splits(data_root):
+    return load_dataset("omniglot", data_root, protocol="maml")
+
+
+def _class_digests(images: torch.Tensor) -> list[bytes]:
+    """One digest per class of ``[classes, samples, 1, H, W]`` images."""
+    flat = images.flatten(1).numpy()
+    return [hashlib.sha1(row.tobytes()).digest() for row in flat]
+
+
+def test_maml_protocol_counts(maml_splits):
+    # 1100 + 100 + 423 characters of 1623, each in 4 rotations.
+    assert maml_splits.train.shape == (4400, 20, 1, 28, 28)
+    assert maml_splits.val.shape == (400, 20, 1, 28, 28)
+    assert maml_splits.test.shape == (1692, 20, 1, 28, 28)
+    assert "MAML's protocol" in maml_splits.notes
+
+
+def test_maml_protocol_classes_are_rotated_characters(maml_splits):
+    for part in (maml_splits.train, maml_splits.val, maml_splits.test):
+        upright = part[0::4]
+        for r in range(1, 4):
+            assert torch.equal(part[r::4], torch.rot90(upright, r, dims=(-2, -1)))
+        # Rotation makes new classes: the quarter turns of a character differ.
+        assert not torch.equal(part[1::4], upright)
+
+
+def test_maml_protocol_parts_are_disjoint_also_under_rotation(maml_splits, packed_npz):
+    digests = {
+        name: set(_class_digests(getattr(maml_splits, name))) for name in ("train", "val", "test")
+    }
+    assert not digests["train"] & digests["val"]
+    assert not digests["train"] & digests["test"]
+    assert not digests["val"] & digests["test"]
+    # Every upstream character is in exactly one part (as its upright class).
+    upright = {
+        name: _class_digests(getattr(maml_splits, name)[0::4]) for name in ("train", "val", "test")
+    }
+    assert sum(len(v) for v in upright.values()) == sum(len(images) for images in packed_npz)
+    assert len(set().union(*map(set, upright.values()))) == 1623
+
+
+def test_maml_character_split_is_fixed_and_checks_its_counts():
+    first = omniglot.maml_character_split(1623)
+    again = omniglot.maml_character_split(1623)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [len(part) for part in first] == [1100, 100, 423]
+    assert np.array_equal(np.sort(np.concatenate(first)), np.arange(1623))
+    with pytest.raises(ValueError, match="leave 0 for testing"):
+        omniglot.maml_character_split(1200)
+
+
+def test_unknown_protocol_lists_the_protocols(data_root):
+    with pytest.raises(ValueError, match="'maml', 'background'"):
+        load_omniglot(data_root, protocol="rotated")
+
+
+def test_env_config_knows_the_loaders_protocols():
+    from metacurriculum.envs.config import OMNIGLOT_PROTOCOLS
+
+    assert OMNIGLOT_PROTOCOLS == omniglot.PROTOCOLS

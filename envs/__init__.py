@@ -11,6 +11,7 @@ from metacurriculum.envs.students import (
     chance_loss,
     make_student,
 )
+from metacurriculum.envs.vector_env import MetaCurriculumVectorEnv
 
 __all__ = [
     "REWARDS",
@@ -21,6 +22,7 @@ __all__ = [
     "Measurement",
     "MetaCurriculumConfig",
     "MetaCurriculumEnv",
+    "MetaCurriculumVectorEnv",
     "action_for_omega",
     "chance_loss",
     "make_env",

@@ -1,7 +1,9 @@
 """Registration of the Gymnasium environments; runs when ``metacurriculum`` is imported.
 
 Entry points are strings, so registering imports neither torch nor the env module;
-it is idempotent, so importing twice (or in subprocess workers) is safe.
+it is idempotent, so importing twice (or in subprocess workers) is safe. Every id has
+both entry points: ``gym.make`` gives the single env, ``gym.make_vec`` (by default)
+the vector env whose sub-envs' students train as one population.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 import gymnasium as gym
 
 ENTRY_POINT = "metacurriculum.envs.meta_env:MetaCurriculumEnv"
+#: ``gym.make_vec``'s default for every id: sub-envs whose students train as one population.
+VECTOR_ENTRY_POINT = "metacurriculum.envs.vector_env:MetaCurriculumVectorEnv"
 
 #: id -> (settings, budget / update_rate). Settings are MetaCurriculumConfig overrides.
 ENV_SPECS: dict[str, dict[str, Any]] = {
@@ -49,6 +53,7 @@ def register_envs() -> None:
         gym.register(
             id=env_id,
             entry_point=ENTRY_POINT,
+            vector_entry_point=VECTOR_ENTRY_POINT,
             kwargs=dict(settings),
             max_episode_steps=settings["budget"] // update_rate,
         )

@@ -26,6 +26,8 @@ def test_paper_presets_carry_table_one(name):
     assert (settings.meta_batch, settings.update_rate, settings.k_shot) == (8, 4, 1)
     assert settings.budget == (2000 if "mnist" in name else 1000)
     assert settings.n_max == {"paper-mnist": 10, "paper-omniglot5": 5, "paper-omniglot20": 20}[name]
+    # MAML's Omniglot protocol, as the paper follows it, and 15 evaluation queries per class.
+    assert (settings.omniglot_protocol, settings.eval_q_query) == ("maml", 15)
     assert resolve(name).teacher_kwargs["adaptive"] == {"step": 2.0}
 
 

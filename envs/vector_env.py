@@ -218,6 +218,15 @@ class MetaCurriculumVectorEnv(VectorEnv):
         """Attribute ``name`` of every sub-env (e.g. ``"omega"``, ``"meta_step"``)."""
         return tuple(getattr(env, name) for env in self.envs)
 
+    def set_attr(self, name: str, values: Any) -> None:
+        """Set attribute ``name`` of every sub-env: one value each (a list or tuple), or one for all."""
+        if not isinstance(values, (list, tuple)):
+            values = [values] * self.num_envs
+        if len(values) != self.num_envs:
+            raise ValueError(f"got {len(values)} values for {self.num_envs} sub-envs.")
+        for env, value in zip(self.envs, values, strict=True):
+            setattr(env, name, value)
+
     # -- helpers -------------------------------------------------------------------
 
     def _seeds(self, seed: int | Sequence[int | None] | None) -> list[int | None]:

@@ -6,10 +6,16 @@ meta-steps, so an episode is a few hundred expensive steps: SB3's defaults (PPO'
 a useful budget. :data:`SB3_ALGOS` holds settings sized for such envs. SB3 is an
 optional dependency (``pip install metacurriculum[sb3]``), imported only here, inside
 the functions that need it.
+
+One policy can learn from many students at once: ``train_sb3_teacher(..., n_envs=16)``
+builds ``gym.make_vec(env_id, num_envs=16)`` (whose students train as one population)
+and hands it to SB3 through :func:`sb3_vec_env`, an SB3 ``VecEnv`` over any Gymnasium
+``VectorEnv`` with ``AutoresetMode.SAME_STEP``.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from collections.abc import Mapping
@@ -20,6 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
 
 from metacurriculum.teachers.base import Action, register_teacher
 
@@ -150,11 +157,12 @@ def _algo(algo: str) -> SB3Algo:
 
 def train_sb3_teacher(
     algo: str,
-    env: gym.Env | str,
+    env: gym.Env | VectorEnv | str,
     total_timesteps: int,
     seed: int | None = None,
     path: str | Path | None = None,
     progress: bool = False,
+    n_envs: int = 1,
     **overrides: Any,
 ) -> Any:
     """Train an SB3 model as a teacher, with the settings of :data:`SB3_ALGOS`.
@@ -162,32 +170,57 @@ def train_sb3_teacher(
     Args:
         algo: ``"ppo"``, ``"a2c"``, ``"sac"`` (``Box`` actions) or ``"dqn"``
             (``Discrete`` actions: make the env with ``action_type="discrete"``).
-        env: the env, or an env id for ``gym.make``.
-        total_timesteps: env steps to train for (PPO and A2C round up to whole rollouts).
-        seed: seeds the model (its policy initialisation and sampling).
+        env: the env, an env id (``gym.make``, or ``gym.make_vec`` when ``n_envs > 1``),
+            or a Gymnasium ``VectorEnv`` with SAME_STEP autoreset (``gym.make_vec``'s).
+        total_timesteps: env steps to train for, summed over sub-envs (PPO and A2C
+            round up to whole rollouts of ``n_steps`` per sub-env).
+        seed: seeds the model (its policy initialisation and sampling) and, through
+            SB3, the envs' first reset (sub-env ``i`` gets ``seed + i``).
         path: where to save the model (a ``.zip``); nothing is saved when ``None``.
         progress: show a progress bar of the env steps (tqdm).
+        n_envs: students trained at once, one policy acting for all: with an env id,
+            ``gym.make_vec(env, num_envs=n_envs)``; with a vector env, its ``num_envs``
+            (or leave it at 1).
+        **overrides: constructor arguments that replace the defaults, e.g. ``gamma=0.9``.
 
     On Ctrl-C the model trained so far is saved next to ``path`` as
     ``<stem>.interrupted.zip`` before the interrupt propagates.
-        **overrides: constructor arguments that replace the defaults, e.g. ``gamma=0.9``.
 
     Returns:
         The trained model; ``SB3Teacher(model)`` (or ``as_teacher``) makes it a teacher.
     """
     spec = _algo(algo)
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ValueError(f"n_envs={n_envs!r} must be an integer >= 1.")
     if isinstance(env, str):
-        env = gym.make(env)
-    if spec.action_space is not None and not isinstance(env.action_space, spec.action_space):
+        env = gym.make(env) if n_envs == 1 else gym.make_vec(env, num_envs=n_envs)
+    elif isinstance(env, VectorEnv):
+        if n_envs not in (1, env.num_envs):
+            raise ValueError(
+                f"n_envs={n_envs} but the vector env has num_envs={env.num_envs}; "
+                "leave n_envs at 1 for a vector env."
+            )
+    elif n_envs != 1:
+        raise ValueError(
+            f"n_envs={n_envs} needs an env id or a gym.make_vec env, got the single env "
+            f"{env}; pass its id, or gym.make_vec(id, num_envs={n_envs})."
+        )
+    action_space = env.single_action_space if isinstance(env, VectorEnv) else env.action_space
+    if spec.action_space is not None and not isinstance(action_space, spec.action_space):
         needed = "discrete" if spec.action_space is spaces.Discrete else "continuous"
         raise ValueError(
             f"{algo.upper()} needs a {spec.action_space.__name__} action space, the env has "
-            f"{env.action_space}; make the env with action_type={needed!r}."
+            f"{action_space}; make the env with action_type={needed!r}."
         )
     if not isinstance(total_timesteps, int) or total_timesteps < 1:
         raise ValueError(f"total_timesteps={total_timesteps!r} must be an integer >= 1.")
     settings = {"device": "cpu", "verbose": 0, **spec.defaults, **overrides}
-    model = spec.load_class()("MlpPolicy", env, seed=seed, **settings)
+    cls = spec.load_class()
+    if isinstance(env, VectorEnv):
+        from stable_baselines3.common.vec_env import VecMonitor
+
+        env = VecMonitor(sb3_vec_env(env))  # episode returns for SB3's logs
+    model = cls("MlpPolicy", env, seed=seed, **settings)
     try:
         model.learn(total_timesteps=total_timesteps, callback=_progress_bar() if progress else None)
     except KeyboardInterrupt:
@@ -199,6 +232,115 @@ def train_sb3_teacher(
     if path is not None:
         model.save(str(path))
     return model
+
+
+def sb3_vec_env(venv: VectorEnv) -> Any:
+    """A Gymnasium ``VectorEnv`` as an SB3 ``VecEnv`` (SB3 takes no Gymnasium vector env).
+
+    The vector env must autoreset in the same step (``AutoresetMode.SAME_STEP``, as
+    ``gym.make_vec`` of a meta-curriculum id does): a done sub-env's returned
+    observation is then already its next episode's, and its last one goes to
+    ``info["terminal_observation"]`` with ``info["TimeLimit.truncated"]``, as SB3
+    expects. Infos become one dict per sub-env (the ended episode's info for a done
+    sub-env; its reset info goes to ``reset_infos``). ``seed()`` seeds the next
+    ``reset`` (sub-env ``i`` with ``seed + i``); ``env_method`` and ``get_attr``
+    reach the sub-envs through the vector env's ``call`` and ``get_attr``.
+
+    Raises:
+        ValueError: If the vector env autoresets in another mode.
+    """
+    mode = venv.metadata.get("autoreset_mode")
+    if mode != AutoresetMode.SAME_STEP:
+        raise ValueError(
+            f"the vector env autoresets in mode {mode!r}; SB3 needs AutoresetMode.SAME_STEP "
+            "(gym.make_vec of a meta-curriculum id gives it; for vectorization_mode='sync' "
+            "pass vector_kwargs={'autoreset_mode': AutoresetMode.SAME_STEP})."
+        )
+    return _vec_env_class()(venv)
+
+
+def _sub_info(info: Mapping[str, Any], i: int) -> dict[str, Any]:
+    """Sub-env ``i``'s own entries of a Gymnasium vector info (``_``-masks respected)."""
+    out = {}
+    for key, value in info.items():
+        if key.startswith("_") or key in ("final_obs", "final_info"):
+            continue
+        mask = info.get(f"_{key}")
+        if mask is not None and not mask[i]:
+            continue
+        out[key] = _sub_info(value, i) if isinstance(value, Mapping) else value[i]
+    return out
+
+
+@functools.cache
+def _vec_env_class() -> type:
+    try:
+        from stable_baselines3.common.vec_env import VecEnv
+    except ImportError as error:
+        raise ImportError(f"SB3 teachers need stable-baselines3: {INSTALL_HINT}") from error
+
+    class GymnasiumVecEnv(VecEnv):
+        """SB3's ``VecEnv`` over a Gymnasium ``VectorEnv`` with SAME_STEP autoreset."""
+
+        def __init__(self, venv: VectorEnv) -> None:
+            self.venv = venv  # before VecEnv.__init__, which reads render_mode through get_attr
+            super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+            self._actions: Any = None
+
+        def reset(self) -> np.ndarray:
+            seeds = None if all(s is None for s in self._seeds) else list(self._seeds)
+            if any(options != self._options[0] for options in self._options):
+                raise ValueError("set_options() must give every sub-env the same options.")
+            obs, info = self.venv.reset(seed=seeds, options=self._options[0] or None)
+            self.reset_infos = [_sub_info(info, i) for i in range(self.num_envs)]
+            self._reset_seeds()
+            self._reset_options()
+            return obs
+
+        def step_async(self, actions: np.ndarray) -> None:
+            self._actions = actions
+
+        def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+            obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
+            dones = np.logical_or(terminated, truncated)
+            infos = []
+            for i in range(self.num_envs):
+                own = _sub_info(info, i)
+                if dones[i]:
+                    self.reset_infos[i] = own
+                    own = _sub_info(info["final_info"], i)
+                    own["terminal_observation"] = info["final_obs"][i]
+                    own["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+                infos.append(own)
+            return obs, np.asarray(rewards, dtype=np.float32), dones, infos
+
+        def close(self) -> None:
+            self.venv.close()
+
+        def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+            indices = list(self._get_indices(indices))
+            if attr_name == "render_mode":
+                return [self.venv.render_mode] * len(indices)
+            values = self.venv.get_attr(attr_name)
+            return [values[i] for i in indices]
+
+        def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+            indices = list(self._get_indices(indices))
+            values = list(self.venv.get_attr(attr_name))
+            for i in indices:
+                values[i] = value
+            self.venv.set_attr(attr_name, values)
+
+        def env_method(
+            self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any
+        ) -> list[Any]:
+            results = self.venv.call(method_name, *method_args, **method_kwargs)
+            return [results[i] for i in self._get_indices(indices)]
+
+        def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+            return [False] * len(list(self._get_indices(indices)))
+
+    return GymnasiumVecEnv
 
 
 def _progress_bar() -> Any:

@@ -9,8 +9,11 @@ Run a benchmark from Python as the command line does::
     print(report(config.out))
     plot_all(config.out)
 
-See :mod:`~metacurriculum.benchmarks.harness` for the run folders,
-:mod:`~metacurriculum.benchmarks.stats` for the statistics and
+See :mod:`~metacurriculum.benchmarks.harness` for the runs,
+:mod:`~metacurriculum.benchmarks.run_folders` for their folders and when one is finished,
+:mod:`~metacurriculum.benchmarks.execution` for workers and interrupts,
+:mod:`~metacurriculum.benchmarks.stats` for the statistics,
+:mod:`~metacurriculum.benchmarks.tables` for the results files and
 :mod:`~metacurriculum.benchmarks.presets` for the named experiments.
 """
 
@@ -24,7 +27,8 @@ from metacurriculum.benchmarks.harness import (
 )
 from metacurriculum.benchmarks.plots import plot_all
 from metacurriculum.benchmarks.presets import PRESETS, Preset, resolve
-from metacurriculum.benchmarks.stats import load_runs, report, summarize
+from metacurriculum.benchmarks.stats import load_runs, summarize
+from metacurriculum.benchmarks.tables import report
 
 __all__ = [
     "PRESETS",

@@ -10,19 +10,23 @@ unseen tasks of the hardest distribution (``evaluate_test``). Its folder,
 | ``steps.jsonl``   | one line per env step, as it runs  | step, meta_step, omega, n_way, losses, accuracies, reward, wall time |
 | ``student.pt``    | after training (atomically)        | the student's final state (``save_student``) |
 | ``evaluation.json`` | after training (atomically)      | per inner step mean loss/accuracy, per-task arrays |
-| ``done.json``     | last (atomically)                  | summary; its presence marks the run finished |
+| ``done.json``     | last (atomically)                  | summary and its config's digest: marks the run finished |
 
-A folder with ``done.json`` is never recomputed (its ``config.json`` must match the
-requested run, else :class:`ConfigMismatchError`, or it is recomputed under
-``overwrite=True``). A folder without it was interrupted: it is cleared and the run
-is redone from its seed, which gives the same numbers on the CPU. Execution lives in
-:mod:`metacurriculum.benchmarks.execution`.
+A finished run is never recomputed (its ``config.json`` must match the requested run,
+else :class:`ConfigMismatchError`, or it is recomputed under ``overwrite=True``). A run
+is finished only when ``done.json`` and the other files read back whole and
+``done.json`` matches the ``config.json`` beside it
+(:mod:`~metacurriculum.benchmarks.run_folders`). Any other folder was interrupted or
+damaged: it is cleared and the run is redone from its seed, which gives the same
+numbers on the same device and thread count (``config.json`` records the threads).
+Execution lives in :mod:`metacurriculum.benchmarks.execution`.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,18 +38,41 @@ import gymnasium as gym
 import numpy as np
 
 import metacurriculum
+from metacurriculum.benchmarks.run_folders import (
+    CONFIG,
+    DONE,
+    EVALUATION,
+    RUN_FILES,
+    STEPS,
+    STUDENT,
+    BenchmarkError,
+    DamagedRunError,
+    clear_run,
+    config_digest,
+    unfinished_reason,
+    write_json,
+)
 from metacurriculum.envs.config import MetaCurriculumConfig
 from metacurriculum.envs.meta_env import make_env
 
-#: The files of a run folder; everything else in it is left alone.
-CONFIG, STEPS, STUDENT, EVALUATION, DONE = (
-    "config.json",
-    "steps.jsonl",
-    "student.pt",
-    "evaluation.json",
-    "done.json",
-)
-RUN_FILES = (CONFIG, STEPS, STUDENT, EVALUATION, DONE)
+logger = logging.getLogger("metacurriculum.benchmarks")
+
+__all__ = [
+    "CONFIG",
+    "DONE",
+    "EVALUATION",
+    "RUN_FILES",
+    "STEPS",
+    "STUDENT",
+    "BenchmarkError",
+    "ConfigMismatchError",
+    "DamagedRunError",
+    "RunSpec",
+    "execute_run",
+    "expand",
+    "plan",
+    "validate",
+]
 
 #: The per-step ``info`` keys logged to ``steps.jsonl``.
 STEP_KEYS = (
@@ -61,10 +88,6 @@ STEP_KEYS = (
     "target_loss_normalized",
     "diverged",
 )
-
-
-class BenchmarkError(Exception):
-    """A benchmark that cannot start or finish: bad names or settings, mismatched runs."""
 
 
 class ConfigMismatchError(BenchmarkError):
@@ -171,11 +194,17 @@ def validate(specs: Sequence[RunSpec]) -> None:
     """Check names and settings before anything runs, so a typo fails in seconds.
 
     Raises:
-        BenchmarkError: for an unknown env id or teacher, bad env settings or teacher kwargs,
-            duplicate runs, or a non-positive number of evaluation tasks.
+        BenchmarkError: for no runs, a negative seed, an unknown env id or teacher, bad env
+            settings or teacher kwargs, duplicate runs, or a non-positive number of
+            evaluation tasks.
     """
     from metacurriculum.teachers import list_teachers, make_teacher
 
+    if not specs:
+        raise BenchmarkError("no runs requested: give at least one env, one teacher and one seed.")
+    for seed in dict.fromkeys(spec.seed for spec in specs):
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise BenchmarkError(f"seed {seed!r} must be an integer >= 0.")
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
         raise BenchmarkError("the same run is requested twice; list each env, teacher, seed once.")
@@ -217,21 +246,6 @@ def validate(specs: Sequence[RunSpec]) -> None:
 # -- run folders ---------------------------------------------------------------------
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically: a temporary file, fsync, ``os.replace``."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, allow_nan=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def is_done(folder: Path) -> bool:
-    """True when the run in ``folder`` finished (its ``done.json`` exists)."""
-    return (folder / DONE).is_file()
-
-
 #: Settings that say where the data comes from, not what a run computes: a finished run
 #: made with ``--download`` or another ``--data-root`` is still the same run.
 NOT_IDENTITY = frozenset({"env_settings.download", "env_settings.data_root"})
@@ -264,6 +278,9 @@ def plan(
 ) -> list[RunSpec]:
     """The runs still to do: those without a finished folder (or mismatched, with ``overwrite``).
 
+    A folder whose ``done.json`` or other files are damaged is unfinished (see
+    :mod:`~metacurriculum.benchmarks.run_folders`); a warning names it and why.
+
     Raises:
         ConfigMismatchError: when finished runs were made with other settings and
             ``overwrite`` is False; the message lists them and what differs.
@@ -271,7 +288,10 @@ def plan(
     pending, clashes = [], []
     for spec in specs:
         folder = spec.folder(out)
-        if not is_done(folder):
+        reason = unfinished_reason(folder)
+        if reason is not None:
+            if (folder / DONE).exists():  # an interrupted run has none: nothing to say
+                logger.warning("%s is unfinished and will be redone: %s", folder, reason)
             pending.append(spec)
             continue
         mismatch = stored_mismatch(spec, folder)
@@ -290,13 +310,6 @@ def plan(
             + "\nUse another --out, or pass --overwrite to recompute them."
         )
     return pending
-
-
-def clear_run(folder: Path) -> None:
-    """Remove a run's own files (and leftover temporary files) from ``folder``."""
-    leftovers = [*folder.glob("*.tmp"), *folder.glob(f".{STUDENT}.*")]  # interrupted writes
-    for path in [*(folder / name for name in RUN_FILES), *leftovers]:
-        path.unlink(missing_ok=True)
 
 
 def versions() -> dict[str, str]:
@@ -377,7 +390,11 @@ def execute_run(
     folder = spec.folder(out)
     folder.mkdir(parents=True, exist_ok=True)
     clear_run(folder)
-    write_json(folder / CONFIG, {**spec.identity(), "versions": versions()})
+    import torch
+
+    # The thread count is recorded: on the CPU it can change the last bits of the numbers.
+    config = {**spec.identity(), "versions": versions(), "threads": torch.get_num_threads()}
+    write_json(folder / CONFIG, config)
     env = spec.make_env()
     teacher = make_teacher(spec.teacher, **spec.teacher_kwargs)
     start = time.perf_counter()
@@ -421,6 +438,7 @@ def execute_run(
             "train_seconds": round(train_seconds, 3),
             "eval_seconds": round(time.perf_counter() - start - train_seconds, 3),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "config_digest": config_digest(config),
         }
     )
     env.close()

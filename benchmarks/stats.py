@@ -10,13 +10,14 @@ post-adaptation loss and accuracy over the unseen tasks of the hardest distribut
 - Welch's t-test (``scipy.stats.ttest_ind(equal_var=False)``) of each teacher against
   the baseline ``"none"`` (plain MAML on the hardest tasks), two-sided p-value.
 
-One seed gives a CI of the value itself and no p-value (NaN); constant values give a
-zero-width CI. Needs scipy: ``pip install metacurriculum[stats]``.
+Diverged runs (:data:`DIVERGENCE_RULE`) are counted apart and left out of every
+statistic. One seed gives a CI of the value itself and no p-value (NaN); constant
+values give a zero-width CI. The results files are written by
+:mod:`~metacurriculum.benchmarks.tables`. Needs scipy: ``pip install metacurriculum[stats]``.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import warnings
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from metacurriculum.benchmarks.harness import CONFIG, DONE, EVALUATION, STEPS
+from metacurriculum.benchmarks.run_folders import DONE, STEPS, DamagedRunError, read_run, read_steps
 
 BASELINE = "none"
 RESAMPLES = 2000
@@ -75,37 +76,74 @@ class Run:
         """Mean ``"loss"`` or ``"accuracy"`` over unseen tasks, per inner step (0 = before)."""
         return np.array(self.evaluation[f"{metric}_mean"], dtype=float)
 
+    @property
+    def name(self) -> str:
+        """``<env_id>/<teacher>/seed_<s>``: the folder relative to the benchmark's root."""
+        return "/".join(self.folder.parts[-3:])
+
+    @cached_property
+    def diverged(self) -> bool:
+        """Whether the run diverged (see :data:`DIVERGENCE_RULE`)."""
+        if self.summary.get("diverged"):
+            return True
+        settings = self.config.get("env_settings", {})
+        limit = settings.get("divergence_threshold", 100.0) * math.log(
+            max(int(settings.get("n_max", 2)), 2)
+        )
+        for key in ("final_loss", "final_accuracy", "initial_loss"):
+            value = self.summary.get(key)
+            if value is None or not math.isfinite(value):
+                return True
+        return self.summary["final_loss"] > limit
+
     @cached_property
     def steps(self) -> dict[str, np.ndarray]:
-        """``steps.jsonl`` as columns (missing values as NaN)."""
-        lines = [json.loads(line) for line in (self.folder / STEPS).read_text().splitlines()]
+        """``steps.jsonl`` as columns (missing values as NaN).
+
+        Raises:
+            DamagedRunError: for a truncated or damaged file, naming it and the fix.
+        """
+        lines = read_steps(self.folder / STEPS)
         keys = [k for k in lines[0] if k not in ("n_way", "action")]
-        return {k: np.array([np.nan if r[k] is None else r[k] for r in lines], float) for k in keys}
+        try:
+            return {
+                k: np.array([np.nan if r[k] is None else r[k] for r in lines], float) for k in keys
+            }
+        except (KeyError, TypeError, ValueError) as error:
+            raise DamagedRunError(
+                f"{self.folder / STEPS} has lines of different shapes ({error!r}); delete "
+                f"{self.folder} and rerun `metacurriculum bench` to redo the run."
+            ) from None
 
 
 def load_runs(root: str | Path) -> list[Run]:
     """Every finished run under ``root``, sorted by env, teacher and seed.
 
-    Unfinished runs are left out (with a warning); so are nested benchmarks' plots.
+    Unfinished runs are left out, with a warning; so are damaged ones (a warning names
+    each folder, what is wrong and the fix; ``bench`` redoes them), and nested
+    benchmarks' plots.
 
     Raises:
         FileNotFoundError: when ``root`` holds no finished run.
     """
     root = Path(root)
-    runs, unfinished = [], 0
-    for config in sorted(root.glob(f"*/*/seed_*/{CONFIG}")):
-        folder = config.parent
+    runs, unfinished, damaged = [], 0, []
+    for folder in sorted(p for p in root.glob("*/*/seed_*") if p.is_dir()):
         if not (folder / DONE).is_file():
             unfinished += 1
             continue
-        read = [json.loads((folder / name).read_text()) for name in (CONFIG, DONE, EVALUATION)]
-        runs.append(Run(folder, *read))
+        try:
+            runs.append(Run(folder, *read_run(folder)))
+        except DamagedRunError as error:
+            damaged.append(str(error))
     if unfinished:
         warnings.warn(
             f"{unfinished} unfinished run(s) under {root} are left out; rerun the benchmark "
             "to finish them.",
             stacklevel=2,
         )
+    for reason in damaged:
+        warnings.warn(f"a damaged run is left out: {reason}", stacklevel=2)
     if not runs:
         raise FileNotFoundError(
             f"no finished run under {root}; expected <env_id>/<teacher>/seed_<s>/{DONE} "
@@ -204,7 +242,8 @@ class TeacherResult:
     Attributes:
         env_id: the env.
         teacher: the teacher.
-        seeds: finished runs with a finite score.
+        seeds: finished runs that did not diverge: every statistic is over these.
+        diverged: finished runs that diverged (:data:`DIVERGENCE_RULE`), reported apart.
         metrics: per metric (``"loss"``, ``"accuracy"``, ``"initial_loss"``): the mean
             and IQM estimates and the Welch p-value against the baseline.
     """
@@ -212,39 +251,48 @@ class TeacherResult:
     env_id: str
     teacher: str
     seeds: int
+    diverged: int
     metrics: dict[str, tuple[Estimate, Estimate, float]]
 
 
 #: The metrics of the results table: name -> key of ``done.json``.
 METRICS = {"loss": "final_loss", "accuracy": "final_accuracy", "initial_loss": "initial_loss"}
 
+#: How diverged runs enter the results, stated in every table and plot.
+DIVERGENCE_RULE = (
+    "A run diverged when training stopped on divergence (a NaN or infinite loss, or a "
+    "loss above divergence_threshold x chance), or when its final evaluation loss is not "
+    "finite or above divergence_threshold x chance (log n_max). Diverged runs are counted "
+    "apart and left out of every statistic, in every column alike."
+)
+
 
 def _scores(runs: Sequence[Run], key: str) -> np.ndarray:
-    values = np.array([np.nan if r.summary[key] is None else r.summary[key] for r in runs], float)
-    return values[np.isfinite(values)]
+    return np.array([r.summary[key] for r in runs], float)
 
 
 def summarize(runs: Sequence[Run], baseline: str = BASELINE, seed: int = 0) -> list[TeacherResult]:
     """The results table: one :class:`TeacherResult` per env and teacher.
 
-    Rows of an env are sorted by final-loss IQM, lowest first. A diverged run (no
-    finite score) is left out of its teacher's numbers; ``seeds`` counts the rest.
+    Rows of an env are sorted by final-loss IQM, lowest first. Diverged runs
+    (:data:`DIVERGENCE_RULE`) are counted in ``diverged`` and left out of every metric
+    and test, on the baseline's side too; ``seeds`` counts the rest.
     """
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
         groups.setdefault((run.env_id, run.teacher), []).append(run)
     rows = []
     for (env_id, teacher), members in groups.items():
-        base = groups.get((env_id, baseline), [])
+        kept = [r for r in members if not r.diverged]
+        base = [r for r in groups.get((env_id, baseline), []) if not r.diverged]
         metrics = {}
         for name, key in METRICS.items():
-            values = _scores(members, key)
+            values = _scores(kept, key)
             mean = Estimate(_mean(values), *bootstrap_ci(values, np.mean, seed=seed))
             robust = Estimate(iqm(values), *bootstrap_ci(values, _iqm_axis, seed=seed))
             p = math.nan if teacher == baseline else welch_p(values, _scores(base, key))
             metrics[name] = (mean, robust, p)
-        seeds = len(_scores(members, METRICS["loss"]))
-        rows.append(TeacherResult(env_id, teacher, seeds, metrics))
+        rows.append(TeacherResult(env_id, teacher, len(kept), len(members) - len(kept), metrics))
     return sorted(rows, key=lambda r: (r.env_id, _nan_last(r.metrics["loss"][1].value)))
 
 
@@ -254,95 +302,6 @@ def _mean(values: np.ndarray) -> float:
 
 def _nan_last(value: float) -> float:
     return math.inf if math.isnan(value) else value
-
-
-def _num(value: float, digits: int = 4) -> str:
-    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _p(value: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def markdown(rows: Sequence[TeacherResult], runs: Sequence[Run], baseline: str = BASELINE) -> str:
-    """The results as markdown: one table per env."""
-    out = []
-    for env_id in dict.fromkeys(r.env_id for r in rows):
-        example = next(r for r in runs if r.env_id == env_id)
-        settings = example.config["env_settings"]
-        out += [
-            f"### {env_id}",
-            "",
-            f"Final evaluation: {example.config['eval_tasks']} unseen {settings['n_max']}-way "
-            f"tasks (eval seed {example.config['eval_seed']}), after "
-            f"{len(example.curve('loss')) - 1} inner steps; budget {settings['budget']} "
-            f"meta-steps. Mean and IQM over seeds with 95% bootstrap CIs; p: Welch's t-test "
-            f"against {baseline!r}.",
-            "",
-            "| teacher | seeds | loss mean [95% CI] | loss IQM [95% CI] | p (loss) "
-            "| accuracy mean [95% CI] | accuracy IQM [95% CI] | p (acc.) |",
-            "|---|---:|---|---|---:|---|---|---:|",
-        ]
-        for row in (r for r in rows if r.env_id == env_id):
-            cells = [row.teacher, str(row.seeds)]
-            for metric in ("loss", "accuracy"):
-                mean, robust, p = row.metrics[metric]
-                cells += [
-                    _estimate(mean),
-                    _estimate(robust),
-                    "—" if row.teacher == baseline else _p(p),
-                ]
-            out.append("| " + " | ".join(cells) + " |")
-        out.append("")
-    return "\n".join(out)
-
-
-def _estimate(e: Estimate) -> str:
-    return f"{_num(e.value)} [{_num(e.low)}, {_num(e.high)}]"
-
-
-def write_results(
-    rows: Sequence[TeacherResult], runs: Sequence[Run], out: str | Path
-) -> list[Path]:
-    """Write ``results.csv`` (a row per env and teacher), ``runs.csv`` (a row per run) and
-    ``results.md`` to ``out``; returns their paths."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    table = []
-    for row in rows:
-        line: dict[str, Any] = {"env_id": row.env_id, "teacher": row.teacher, "seeds": row.seeds}
-        for metric, (mean, robust, p) in row.metrics.items():
-            for stat, e in (("mean", mean), ("iqm", robust)):
-                line |= {f"{metric}_{stat}": e.value, f"{metric}_{stat}_low": e.low}
-                line[f"{metric}_{stat}_high"] = e.high
-            line[f"{metric}_p_vs_{BASELINE}"] = p
-        table.append(line)
-    per_run = [
-        {"env_id": r.env_id, "teacher": r.teacher, "seed": r.seed, **r.summary, "folder": r.folder}
-        for r in runs
-    ]
-    paths = [_write_csv(out / "results.csv", table), _write_csv(out / "runs.csv", per_run)]
-    (out / "results.md").write_text(markdown(rows, runs))
-    return [*paths, out / "results.md"]
-
-
-def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def report(root: str | Path, out: str | Path | None = None) -> str:
-    """Aggregate the finished runs under ``root``; write the results to ``out`` (default
-    ``root``) and return the markdown table."""
-    runs = load_runs(root)
-    rows = summarize(runs)
-    write_results(rows, runs, root if out is None else out)
-    return markdown(rows, runs)
 
 
 # -- curves for the plots ------------------------------------------------------------

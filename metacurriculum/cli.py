@@ -19,6 +19,7 @@ import ast
 import json
 import logging
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -243,7 +244,7 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
 
 
 def _report(root: str) -> None:
-    from metacurriculum.benchmarks.stats import report
+    from metacurriculum.benchmarks.tables import report
 
     print(report(root))
     print(f"results: {root}/results.md, {root}/results.csv, {root}/runs.csv")
@@ -399,8 +400,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``metacurriculum`` command with ``argv`` (default ``sys.argv[1:]``).
 
     Returns:
-        The exit status: 0 on success, 1 on a benchmark error, 130 when interrupted.
+        The exit status: 0 on success, 1 on a benchmark error, 130 when interrupted by
+        Ctrl-C (SIGINT), 143 by SIGTERM (128 + the signal's number, as shells report it).
+        After an interrupt, further SIGINT and SIGTERM are ignored until the process exits.
     """
+    from metacurriculum.benchmarks.execution import interruptible
     from metacurriculum.benchmarks.harness import BenchmarkError
 
     args = build_parser().parse_args(argv)
@@ -411,13 +415,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         package_logger.addHandler(handler)
         package_logger.setLevel(logging.INFO)
     try:
-        return args.func(args)
+        with interruptible():
+            return args.func(args)
     except (BenchmarkError, FileNotFoundError, ImportError, ValueError, TypeError) as error:
         print(f"metacurriculum {args.command}: error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to finish the remaining runs.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the exit
+            signal.signal(sig, signal.SIG_IGN)
+        signum = getattr(error, "signum", signal.SIGINT)
+        finish = " to finish the remaining runs" if args.command == "bench" else ""
+        print(
+            f"interrupted ({signal.Signals(signum).name}); finished runs are kept: rerun the "
+            f"same command{finish}.",
+            file=sys.stderr,
+        )
+        return 128 + signum
 
 
 if __name__ == "__main__":

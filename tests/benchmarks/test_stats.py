@@ -11,13 +11,22 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from metacurriculum.benchmarks import stats
+from metacurriculum.benchmarks import stats, tables
 from metacurriculum.benchmarks.stats import Run
 
 
-def fake_run(teacher: str, seed: int, final_loss: float | None, env_id: str = "Env-v0") -> Run:
-    """A finished run with the given final loss (accuracy = 1 - loss / 10)."""
-    accuracy = None if final_loss is None else 1 - final_loss / 10
+def fake_run(
+    teacher: str,
+    seed: int,
+    final_loss: float | None,
+    env_id: str = "Env-v0",
+    diverged: bool = False,
+    accuracy: float | None = ...,
+    budget: int = 100,
+) -> Run:
+    """A finished run with the given final loss (accuracy = 1 - loss / 10 unless given)."""
+    if accuracy is ...:
+        accuracy = None if final_loss is None else 1 - final_loss / 10
     loss_curve = [3.0, 2.0, final_loss]
     config = {
         "env_id": env_id,
@@ -25,11 +34,12 @@ def fake_run(teacher: str, seed: int, final_loss: float | None, env_id: str = "E
         "seed": seed,
         "eval_tasks": 10,
         "eval_seed": 0,
-        "env_settings": {"n_max": 5, "budget": 100},
+        "env_settings": {"n_max": 5, "budget": budget, "divergence_threshold": 100.0},
     }
     summary = {"final_loss": final_loss, "final_accuracy": accuracy, "initial_loss": 3.0}
+    summary |= {"diverged": diverged, "train_seconds": 1.5 + seed, "finished": f"T{seed}"}
     evaluation = {"loss_mean": loss_curve, "accuracy_mean": [0.2, 0.5, accuracy]}
-    return Run(Path(f"/nowhere/{teacher}/{seed}"), config, summary, evaluation)
+    return Run(Path(f"/nowhere/{env_id}/{teacher}/seed_{seed}"), config, summary, evaluation)
 
 
 def test_iqm_is_the_mean_of_the_middle_half():
@@ -97,7 +107,7 @@ def test_results_files_and_markdown(tmp_path):
     ]
     runs += [fake_run("none", 0, 2.0, env_id="Other-v0")]
     rows = stats.summarize(runs)
-    paths = stats.write_results(rows, runs, tmp_path)
+    paths = tables.write_results(rows, runs, tmp_path)
     assert [p.name for p in paths] == ["results.csv", "runs.csv", "results.md"]
     with open(tmp_path / "results.csv") as f:
         table = list(csv.DictReader(f))
@@ -112,7 +122,7 @@ def test_results_files_and_markdown(tmp_path):
         assert len(list(csv.DictReader(f))) == 7
     text = (tmp_path / "results.md").read_text()
     assert "### Env-v0" in text and "### Other-v0" in text
-    assert "| static | 3 | 1.1000 [" in text and "| none | 3 |" in text
+    assert "| static | 3 | 0 | 1.1000 [" in text and "| none | 3 | 0 |" in text
 
 
 def test_bootstrap_band_handles_one_seed_and_ragged_runs():
@@ -129,3 +139,61 @@ def test_bootstrap_band_handles_one_seed_and_ragged_runs():
 def test_load_runs_without_finished_runs_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="metacurriculum bench"):
         stats.load_runs(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "diverged",
+    [
+        fake_run("adaptive", 3, None, accuracy=0.2),  # NaN loss, a finite accuracy
+        fake_run("adaptive", 3, 4e8, accuracy=0.2),  # a finite loss far above chance
+        fake_run("adaptive", 3, 1.3, diverged=True),  # training stopped on divergence
+    ],
+    ids=["nan-loss", "huge-finite-loss", "stopped-on-divergence"],
+)
+def test_diverged_runs_are_counted_apart_and_left_out_of_every_column(tmp_path, diverged):
+    runs = [fake_run("none", s, loss) for s, loss in enumerate([2.0, 2.2, 2.1])]
+    runs += [fake_run("adaptive", s, loss) for s, loss in enumerate([1.0, 1.2, 1.1])]
+    rows = {r.teacher: r for r in stats.summarize([*runs, diverged])}
+    assert diverged.diverged and not any(r.diverged for r in runs)
+    adaptive = rows["adaptive"]
+    assert (adaptive.seeds, adaptive.diverged) == (3, 1) and rows["none"].diverged == 0
+    assert adaptive.metrics["loss"][0].value == pytest.approx(1.1)
+    assert adaptive.metrics["accuracy"][0].value == pytest.approx(1 - 1.1 / 10)
+    tables.write_results(list(rows.values()), [*runs, diverged], tmp_path)
+    text = (tmp_path / "results.md").read_text()
+    assert "| teacher | seeds | diverged |" in text and "| adaptive | 3 | 1 |" in text
+    assert "Diverged runs are counted apart and left out of every statistic" in text
+    with open(tmp_path / "results.csv") as f:
+        assert {r["teacher"]: r["diverged"] for r in csv.DictReader(f)} == {
+            "adaptive": "1",
+            "none": "0",
+        }
+    with open(tmp_path / "runs.csv") as f:
+        flags = [
+            (r["seed"], r["diverged"]) for r in csv.DictReader(f) if r["teacher"] == "adaptive"
+        ]
+    assert sorted(flags) == [("0", "False"), ("1", "False"), ("2", "False"), ("3", "True")]
+
+
+def test_results_md_names_settings_that_differ_between_runs(tmp_path):
+    runs = [fake_run("none", s, 2.0 + s / 10, budget=200) for s in range(2)]
+    runs += [fake_run("adaptive", s, 1.0 + s / 10, budget=400) for s in range(2)]
+    runs += [fake_run("static", s, 1.5 + s / 10, budget=400) for s in range(2)]
+    tables.write_results(stats.summarize(runs), runs, tmp_path)
+    text = (tmp_path / "results.md").read_text()
+    assert "budget mixed (see below) meta-steps" in text
+    assert "differ in their settings" in text
+    assert "- env_settings.budget: 200 (none); 400 (adaptive, static)" in text
+    same = [fake_run("none", s, 2.0) for s in range(2)]
+    tables.write_results(stats.summarize(same), same, tmp_path)
+    text = (tmp_path / "results.md").read_text()
+    assert "budget 100 meta-steps" in text and "differ" not in text
+
+
+def test_runs_csv_holds_numbers_not_timings_and_relative_folders(tmp_path):
+    runs = [fake_run("none", s, 2.0 + s / 10) for s in range(2)]
+    tables.write_results(stats.summarize(runs), runs, tmp_path)
+    with open(tmp_path / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[1]["folder"] == "Env-v0/none/seed_1"
+    assert not {"train_seconds", "finished"} & set(rows[0])

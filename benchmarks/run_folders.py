@@ -1,0 +1,207 @@
+"""Run folders on disk: their files, atomic writes, and when a folder holds a finished run.
+
+A run is finished only when its folder reads back whole and agrees with itself:
+
+- ``config.json`` and ``done.json`` parse to JSON objects, and ``done.json`` holds every
+  summary key with a value of the right type;
+- ``done.json`` carries the digest of the ``config.json`` it was made from, and it matches;
+- ``evaluation.json`` parses, with a per inner step mean loss and accuracy;
+- ``steps.jsonl`` holds one JSON object per line, one line per env step and the reset.
+
+Anything else (an empty, truncated, garbage or foreign file) is unfinished: the harness
+says so, naming the folder, and redoes the run. A file that must be read and cannot be
+raises :class:`DamagedRunError`, naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+#: The files of a run folder; everything else in it is left alone.
+CONFIG, STEPS, STUDENT, EVALUATION, DONE = (
+    "config.json",
+    "steps.jsonl",
+    "student.pt",
+    "evaluation.json",
+    "done.json",
+)
+RUN_FILES = (CONFIG, STEPS, STUDENT, EVALUATION, DONE)
+
+#: ``done.json``'s keys and the types of their values (``None`` stands for a NaN loss).
+SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
+    "final_loss": (float, int, type(None)),
+    "final_accuracy": (float, int, type(None)),
+    "initial_loss": (float, int, type(None)),
+    "initial_accuracy": (float, int, type(None)),
+    "final_target_loss": (float, int, type(None)),
+    "final_omega": (float, int, type(None)),
+    "env_steps": (int,),
+    "meta_steps": (int,),
+    "diverged": (bool,),
+    "train_seconds": (float, int),
+}
+
+
+class BenchmarkError(Exception):
+    """A benchmark that cannot start or finish: bad names or settings, mismatched runs."""
+
+
+class DamagedRunError(BenchmarkError):
+    """A file of a run folder that does not read back: empty, truncated or of another shape."""
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically: a temporary file, fsync, ``os.replace``."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, allow_nan=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """A digest of a run's ``config.json`` content, stored in its ``done.json``."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _redo(path: Path) -> str:
+    return (
+        f"delete {path.parent} (or pass --overwrite) and rerun `metacurriculum bench` "
+        "with the same options to redo the run"
+    )
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """``path`` parsed as a JSON object.
+
+    Raises:
+        DamagedRunError: when it is missing, unreadable, not JSON or not an object; the
+            message names the file and what to do.
+    """
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise DamagedRunError(f"{path} cannot be read ({error}); {_redo(path)}.") from None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        what = "is empty" if not text.strip() else f"is not valid JSON ({error})"
+        raise DamagedRunError(f"{path} {what}; {_redo(path)}.") from None
+    if not isinstance(value, dict):
+        raise DamagedRunError(
+            f"{path} holds a {type(value).__name__}, not a JSON object; {_redo(path)}."
+        )
+    return value
+
+
+def read_steps(path: Path) -> list[dict[str, Any]]:
+    """``steps.jsonl`` as a list of records, one per line.
+
+    Raises:
+        DamagedRunError: for a missing or empty file, or a line that is not a JSON object
+            (a truncated file); the message names the file, the line and what to do.
+    """
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise DamagedRunError(f"{path} cannot be read ({error}); {_redo(path)}.") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            raise DamagedRunError(
+                f"{path}, line {number} is not a JSON object (a truncated or damaged file); "
+                f"{_redo(path)}."
+            )
+        records.append(record)
+    if not records:
+        raise DamagedRunError(f"{path} is empty; {_redo(path)}.")
+    return records
+
+
+def check_summary(summary: dict[str, Any], path: Path) -> None:
+    """Raise :class:`DamagedRunError` unless ``summary`` has ``done.json``'s keys and types."""
+    for key, types in SUMMARY_TYPES.items():
+        value = summary.get(key, ...)
+        bad_type = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+        if bad_type or (isinstance(value, float) and not math.isfinite(value)):
+            got = "missing" if value is ... else repr(value)
+            raise DamagedRunError(f"{path}: {key!r} is {got}, not a run summary; {_redo(path)}.")
+
+
+def read_run(folder: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A finished run's ``config.json``, ``done.json`` and ``evaluation.json``, checked.
+
+    Raises:
+        DamagedRunError: when any of them, or ``steps.jsonl``, is damaged or they disagree.
+    """
+    config, summary = read_json(folder / CONFIG), read_json(folder / DONE)
+    check_summary(summary, folder / DONE)
+    digest = summary.get("config_digest")
+    if digest is not None and digest != config_digest(config):
+        raise DamagedRunError(
+            f"{folder / DONE} was made from another {CONFIG} than the one beside it; "
+            f"{_redo(folder / DONE)}."
+        )
+    evaluation = read_json(folder / EVALUATION)
+    for key in ("loss_mean", "accuracy_mean"):
+        if not isinstance(evaluation.get(key), list) or not evaluation[key]:
+            raise DamagedRunError(
+                f"{folder / EVALUATION} lacks its {key!r} list; {_redo(folder / EVALUATION)}."
+            )
+    steps = read_steps(folder / STEPS)
+    if len(steps) != summary["env_steps"] + 1:
+        raise DamagedRunError(
+            f"{folder / STEPS} holds {len(steps)} lines, {DONE} says {summary['env_steps']} env "
+            f"steps (+1 for the reset); {_redo(folder / STEPS)}."
+        )
+    return config, summary, evaluation
+
+
+def unfinished_reason(folder: Path) -> str | None:
+    """``None`` when ``folder`` holds a finished run, else why not (``"no done.json"``, or
+    what is damaged)."""
+    if not (folder / DONE).is_file():
+        return f"no {DONE}"
+    try:
+        read_run(folder)
+    except DamagedRunError as error:
+        return str(error)
+    return None
+
+
+def clear_run(folder: Path) -> None:
+    """Remove a run's own files (and leftover temporary files) from ``folder``."""
+    leftovers = [*folder.glob("*.tmp"), *folder.glob(f".{STUDENT}.*")]  # interrupted writes
+    for path in [*(folder / name for name in RUN_FILES), *leftovers]:
+        path.unlink(missing_ok=True)
+
+
+def check_writable(out: str | os.PathLike) -> None:
+    """Make the output root ``out`` and check that files can be written there.
+
+    Raises:
+        BenchmarkError: naming the folder, the system's reason and the fix.
+    """
+    root = Path(out)
+    probe = root / f".write-test.{os.getpid()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise BenchmarkError(
+            f"cannot write to the output folder {root} ({reason}); pass --out with a "
+            "folder you can write to."
+        ) from None

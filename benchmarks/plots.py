@@ -8,6 +8,9 @@
   the target loss on the fixed hardest validation tasks (bottom) over training.
 
 Lines are means over seeds, bands 95% percentile bootstrap intervals of the mean.
+Diverged runs (:data:`~metacurriculum.benchmarks.stats.DIVERGENCE_RULE`) are not drawn,
+as they are left out of the tables; each legend entry says how many runs a curve holds
+and how many diverged.
 Needs matplotlib: ``pip install metacurriculum[plots]``.
 """
 
@@ -63,11 +66,29 @@ def _groups(runs: Sequence[Run]) -> dict[str, dict[str, list[Run]]]:
     }
 
 
-def _band(ax: Any, x: np.ndarray, values: np.ndarray, label: str, style: dict[str, Any]) -> None:
+def _label(teacher: str, members: Sequence[Run]) -> str:
+    """``"adaptive (4 seeds, 1 diverged, not drawn)"``: how many runs each curve holds."""
+    kept = sum(not r.diverged for r in members)
+    diverged = len(members) - kept
+    note = f", {diverged} diverged, not drawn" if diverged else ""
+    return f"{teacher} ({kept} seed{'s' * (kept != 1)}{note})"
+
+
+def _band(
+    ax: Any, x: np.ndarray, values: np.ndarray | None, label: str, style: dict[str, Any]
+) -> None:
+    """The mean of ``values[runs, points]`` with its band; ``None`` (every run diverged)
+    draws nothing but keeps the teacher in the legend."""
+    if values is None:
+        ax.plot([], [], label=label, lw=1.8, **style)
+        return
     mean, low, high = bootstrap_band(values)
-    n = values.shape[0]
-    ax.plot(x[: len(mean)], mean, label=f"{label} ({n} seed{'s' * (n != 1)})", lw=1.8, **style)
+    ax.plot(x[: len(mean)], mean, label=label, lw=1.8, **style)
     ax.fill_between(x[: len(mean)], low, high, color=style["color"], alpha=0.15, lw=0)
+
+
+def _stack(curves: Sequence[np.ndarray]) -> np.ndarray | None:
+    return stack(curves) if curves else None
 
 
 def _grid(rows: int, envs: Sequence[str], title: str) -> tuple[Any, np.ndarray]:
@@ -101,9 +122,11 @@ def plot_adaptation(runs: Sequence[Run], path: str | Path) -> Path:
     fig, axes = _grid(2, list(groups), "Figure 1: adaptation to unseen tasks of the hardest ω")
     for col, (env_id, teachers) in enumerate(groups.items()):
         for teacher, members in teachers.items():
+            kept, label = [r for r in members if not r.diverged], _label(teacher, members)
             for row, metric in enumerate(("loss", "accuracy")):
-                values = stack([r.curve(metric) for r in members])
-                _band(axes[row, col], np.arange(values.shape[1]), values, teacher, styles[teacher])
+                values = _stack([r.curve(metric) for r in kept])
+                x = np.arange(0 if values is None else values.shape[1])
+                _band(axes[row, col], x, values, label, styles[teacher])
         example = next(iter(teachers.values()))[0]
         tasks = example.config["eval_tasks"]
         axes[0, col].set_title(f"{env_id}\n{tasks} unseen tasks", fontsize=10)
@@ -148,11 +171,11 @@ def plot_training(
         steps = max(len(r.steps["meta_step"]) for ms in teachers.values() for r in ms)
         window = max(1, steps // points)
         for teacher, members in teachers.items():
-            longest = max(members, key=lambda r: len(r.steps["meta_step"]))
-            x = longest.steps["meta_step"]
+            kept, label = [r for r in members if not r.diverged], _label(teacher, members)
+            x = max((r.steps["meta_step"] for r in kept), key=len, default=np.zeros(0))
             for row, key in enumerate(keys):
-                values = stack([smooth(r.steps[key], window) for r in members])
-                _band(axes[row, col], x, values, teacher, styles[teacher])
+                values = _stack([smooth(r.steps[key], window) for r in kept])
+                _band(axes[row, col], x, values, label, styles[teacher])
         note = f" (moving average over {window} env steps)" if window > 1 else ""
         axes[0, col].set_title(env_id + note, fontsize=10)
         axes[-1, col].set_xlabel("meta-steps")

@@ -163,3 +163,39 @@ def test_concat_batches_pads_each_to_the_largest(make_batch) -> None:
     for i, (batch, j) in enumerate(((small, 0), (large, 0), (large, 1))):
         for got, expected in zip(merged.task(i), batch.task(j), strict=True):
             assert torch.equal(torch.as_tensor(got), torch.as_tensor(expected))
+
+
+def test_a_cuda_out_of_memory_halves_the_chunks(monkeypatch, make_batch, make_config) -> None:
+    population = Population(make_config(batching="grouped"), SEEDS)
+    reference = Population(make_config(batching="grouped"), SEEDS, chunk_size=1)
+    real = Population._grouped_chunk
+    calls = []
+
+    def chunk_that_fits_one(self, batches, rows):
+        calls.append(len(rows))
+        if len(rows) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, batches, rows)
+
+    monkeypatch.setattr(Population, "_grouped_chunk", chunk_that_fits_one)
+    step = batches(make_batch, 0)
+    assert population.meta_step(step) == reference.meta_step(step)
+    assert calls[:3] == [3, 1, 1] and population._chunk_cap == 1
+    fixed = Population(make_config(batching="grouped"), SEEDS, chunk_size=2)
+    with pytest.raises(torch.OutOfMemoryError):
+        fixed.meta_step(step)
+
+
+def test_population_speed_benchmark_runs_on_a_tiny_shape() -> None:
+    """Smoke test of ``python -m metacurriculum.benchmarks.population_speed``'s pieces."""
+    from metacurriculum.benchmarks import population_speed as bench
+
+    shape = bench.Shape(n_way=3, q_query=2, meta_batch=2, inner_steps=1, hidden=4, depth=2)
+    runs = {path: bench.build(shape, "second", "cpu", 3, path) for path in ("single", *bench.PATHS)}
+    assert runs["grouped"].population.size == 3
+    timings = bench.seconds_per_step(runs, "cpu", warmup=0, repeats=1)
+    assert set(timings) == {"single", "loop", "grouped"} and all(t > 0 for t in timings.values())
+    assert runs["loop"].population.meta_steps == [1, 1, 1]
+    assert bench.peak_memory_mib(shape, "first", "cpu", 2, "grouped") >= 0
+    result = bench.Result("second", 3, "loop", 2.0, 1.5, 1.5, 10.0)
+    assert "1.50x" in bench.table([result])

@@ -137,6 +137,11 @@ class MetaCurriculumVectorEnv(VectorEnv):
 
         ``options`` go to every sub-env's ``reset`` (e.g. ``{"omega": 5.0}``).
         """
+        if options and "reset_mask" in options:
+            raise ValueError(
+                "reset(options={'reset_mask': ...}) is for AutoresetMode.DISABLED; this env "
+                "autoresets in SAME_STEP mode, so reset() always resets every sub-env."
+            )
         seeds = self._seeds(seed)
         if isinstance(seed, (int, np.integer)):
             super().reset(seed=int(seed))

@@ -222,6 +222,8 @@ def test_seeds_none_and_lists() -> None:
     envs.reset()  # unseeded: fine
     with pytest.raises(ValueError, match="got 2 seeds for num_envs=3"):
         envs.reset(seed=[1, 2])
+    with pytest.raises(ValueError, match="SAME_STEP mode, so reset\\(\\) always resets every"):
+        envs.reset(options={"reset_mask": np.array([True, False, True])})
 
 
 def test_sync_mode_keeps_working_with_the_same_seeding() -> None:

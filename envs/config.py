@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 #: ``omniglot_protocol`` values (the loader's ``PROTOCOLS``; kept here so that reading
 #: a config does not import torch).
 OMNIGLOT_PROTOCOLS = ("maml", "background")
+
+
+#: Settings that take a real number (``omega_init`` also ``None``), checked by type first.
+REAL_SETTINGS = (
+    "omega_noise",
+    "omega_min",
+    "inner_lr",
+    "meta_lr",
+    "omega_init",
+    "omega_step",
+    "divergence_penalty",
+    "divergence_threshold",
+)
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,16 @@ class MetaCurriculumConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}={value!r} must be an integer >= 1.")
+        for name in REAL_SETTINGS:
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or isinstance(value, bool):
+                if name == "omega_init" and value is None:
+                    continue
+                default = self.__dataclass_fields__[name].default
+                raise ValueError(
+                    f"{name}={value!r} must be a real number, not {type(value).__name__} "
+                    f"(the default is {default!r})."
+                )
         if self.budget < self.update_rate:
             raise ValueError(
                 f"budget={self.budget} meta-steps is less than one env step "
@@ -150,6 +174,15 @@ class MetaCurriculumConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}={value!r} must be a finite number >= 0.")
+        if not (math.isfinite(self.divergence_threshold) and self.divergence_threshold > 0):
+            raise ValueError(
+                f"divergence_threshold={self.divergence_threshold!r} must be a finite number > 0 "
+                "(a normalised loss above it counts as divergence; the default is 100.0)."
+            )
+        if not math.isfinite(self.divergence_penalty):
+            raise ValueError(
+                f"divergence_penalty={self.divergence_penalty!r} must be a finite number."
+            )
 
     @property
     def n_min(self) -> int:

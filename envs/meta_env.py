@@ -62,7 +62,8 @@ class MetaCurriculumEnv(gym.Env):
 
     ``action_type="continuous"`` (default): ``Box(-1, 1, (1,), float32)``, the change of ω
     in units of its range: ``ω <- clip(ω + a * (n_max - omega_min), omega_min, n_max)``, so one action
-    reaches any ω. Actions outside ``[-1, 1]`` are clipped; NaN is an error.
+    reaches any ω. Actions outside ``[-1, 1]`` are clipped; NaN, strings, ``None``, bools
+    and complex numbers are errors (``ValueError``, naming the action).
 
     ``action_type="discrete"``: ``Discrete(3)``:
 
@@ -71,6 +72,9 @@ class MetaCurriculumEnv(gym.Env):
     | 0      | ω <- ω - ``omega_step``   |
     | 1      | keep ω                    |
     | 2      | ω <- ω + ``omega_step``   |
+
+    A discrete action is an integer (``int``, a NumPy integer or a 0-d integer array);
+    anything else (``1.5``, ``"2"``, ``[1, 2]``, ``True``) is a ``ValueError`` naming it.
 
     ## Observation space
 
@@ -106,6 +110,9 @@ class MetaCurriculumEnv(gym.Env):
     validation or target loss above ``divergence_threshold`` (100 times chance by
     default). ``info["diverged"]`` is then True and the reward is
     ``divergence_penalty``; the env never raises for a diverged student.
+
+    Once an episode has ended (terminated or truncated by the budget), ``step()``
+    raises ``RuntimeError`` until ``reset()``: it never trains past the budget.
 
     ## Info
 
@@ -148,6 +155,7 @@ class MetaCurriculumEnv(gym.Env):
         self.student: CurriculumStudent | None = None
         self.omega = self.omega_min
         self.meta_step = 0
+        self._ended: str | None = None  # why the episode ended, once it has
         self._losses: deque[float] = deque(maxlen=history)
         self._last: dict[str, Measurement] = {}
 
@@ -170,6 +178,7 @@ class MetaCurriculumEnv(gym.Env):
         student_seed = int(self.np_random.integers(2**63 - 1))
         self.student = make_student(self.config, student_seed)
         self.meta_step = 0
+        self._ended = None
         self._last = {
             "val": self.student.validate(self.omega),
             "target": self.student.evaluate_target(),
@@ -182,6 +191,11 @@ class MetaCurriculumEnv(gym.Env):
 
     def step(self, action):
         student = self._require_student()
+        if self._ended is not None:
+            raise RuntimeError(
+                f"the episode has ended ({self._ended}); call reset() before step(), as after "
+                "any Gymnasium episode."
+            )
         self.omega = self._apply(action)
         train = student.train(self.omega, self.config.update_rate)
         self.meta_step += self.config.update_rate
@@ -197,6 +211,10 @@ class MetaCurriculumEnv(gym.Env):
             self._last = now
             self._losses.append(self._clipped(now["val"].normalized_loss))
         truncated = self.meta_step + self.config.update_rate > self.config.budget
+        if diverged:
+            self._ended = f"the student diverged at meta-step {self.meta_step}"
+        elif truncated:
+            self._ended = f"the budget of {self.config.budget} meta-steps is spent"
         info = self._info(train, diverged=diverged, measured=now)
         return self._observation(), reward, diverged, truncated and not diverged, info
 
@@ -228,17 +246,23 @@ class MetaCurriculumEnv(gym.Env):
 
     def _apply(self, action) -> float:
         if self.config.action_type == "discrete":
-            a = int(np.asarray(action).reshape(()))
-            if a not in (0, 1, 2):
+            if not self.action_space.contains(action) or isinstance(action, (bool, np.bool_)):
                 raise ValueError(
-                    f"discrete action must be 0 (down), 1 (stay) or 2 (up), got {action!r}."
+                    f"discrete action must be the integer 0 (down), 1 (stay) or 2 (up) of "
+                    f"{self.action_space}, got {action!r} ({type(action).__name__})."
                 )
-            delta = (a - 1) * self.config.omega_step
+            delta = (int(action) - 1) * self.config.omega_step
         else:
+            if not _is_real(action):
+                raise ValueError(
+                    f"continuous action must be a real number or an array of one (the action "
+                    f"space is {self.action_space}), got {action!r} ({type(action).__name__})."
+                )
             a = np.asarray(action, dtype=np.float64).reshape(-1)
             if a.size != 1:
                 raise ValueError(
-                    f"continuous action must hold one value, got shape {np.shape(action)}."
+                    f"continuous action must hold one value, got {action!r} of shape "
+                    f"{np.shape(action)}."
                 )
             if not np.isfinite(a[0]):
                 raise ValueError(
@@ -276,6 +300,16 @@ class MetaCurriculumEnv(gym.Env):
             "budget": self.config.budget,
             "diverged": diverged,
         }
+
+
+def _is_real(action: Any) -> bool:
+    """A real number or an array of them: not a string, ``None``, a bool or a complex."""
+    if isinstance(action, (bool, np.bool_, str, bytes, complex, np.complexfloating)):
+        return False
+    try:
+        return np.asarray(action).dtype.kind in "iuf"
+    except (TypeError, ValueError):
+        return False
 
 
 def make_env(env_id: str, **overrides: Any) -> gym.Env:

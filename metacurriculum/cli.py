@@ -59,8 +59,8 @@ def _split(text: str) -> list[str]:
 
 def parse_value(text: str) -> Any:
     """A setting's value: JSON (``3``, ``0.1``, ``true``, ``[1, 2]``), a Python literal
-    (``True``, ``None``), else the text itself (``cuda``)."""
-    for parse in (json.loads, ast.literal_eval):
+    (``True``, ``None``), a float (``nan``, ``inf``), else the text itself (``cuda``)."""
+    for parse in (json.loads, ast.literal_eval, float):
         try:
             return parse(text)
         except (ValueError, SyntaxError):
@@ -100,22 +100,44 @@ def parse_teacher_kwargs(text: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: The most seeds one option may name: more is a typo, not a benchmark.
+MAX_SEEDS = 10_000
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"5"`` -> seeds 0..4; ``"0,3,7"`` -> those; ``"10-14"`` -> 10..14 (inclusive)."""
+    """``"5"`` -> seeds 0..4; ``"0,3,7"`` -> those; ``"10-14"`` -> 10..14 (inclusive).
+
+    Seeds are integers >= 0, at most :data:`MAX_SEEDS` of them.
+    """
+    usage = "write a count (5 = seeds 0..4), a list (0,3,7) or a range (10-14)"
     try:
         if "," in text:
-            return tuple(int(s) for s in text.split(",") if s.strip())
-        if "-" in text.strip()[1:]:
-            low, high = text.split("-", 1)
-            return tuple(range(int(low), int(high) + 1))
-        count = int(text)
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        elif "-" in text.strip()[1:]:
+            low, high = (int(s) for s in text.split("-", 1))
+            if low > high:
+                raise argparse.ArgumentTypeError(
+                    f"seeds {text!r}: the range is empty; write LOW-HIGH with LOW <= HIGH, "
+                    f"e.g. {high}-{low}."
+                )
+            seeds = range(low, high + 1)
+        else:
+            count = int(text)
+            if count < 1:
+                raise argparse.ArgumentTypeError(f"seeds {text!r}: the count must be >= 1.")
+            seeds = range(count)
     except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds {text!r}: {usage}.") from None
+    count = seeds.stop - seeds.start if isinstance(seeds, range) else len(seeds)  # no overflow
+    if count == 0:
+        raise argparse.ArgumentTypeError(f"seeds {text!r} names no seed; {usage}.")
+    if count > MAX_SEEDS:
         raise argparse.ArgumentTypeError(
-            f"seeds {text!r}: write a count (5 = seeds 0..4), a list (0,3,7) or a range (10-14)."
-        ) from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"seeds {text!r}: the count must be >= 1.")
-    return tuple(range(count))
+            f"seeds {text!r} names {count} seeds, more than {MAX_SEEDS}; {usage}."
+        )
+    if min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"seeds {text!r}: seeds must be >= 0.")
+    return tuple(seeds)
 
 
 def _names(text: str) -> list[str]:

@@ -55,6 +55,11 @@ def test_parse_seeds(text, expected):
         (parse_teacher_kwargs, "step=1", "names no teacher"),
         (parse_seeds, "five", "a count"),
         (parse_seeds, "0", ">= 1"),
+        (parse_seeds, "5-2", "the range is empty; write LOW-HIGH with LOW <= HIGH, e.g. 2-5"),
+        (parse_seeds, "10" * 12, "more than 10000"),
+        (parse_seeds, "0-" + "9" * 30, "more than 10000"),
+        (parse_seeds, "0,-1", "seeds must be >= 0"),
+        (parse_seeds, ",", "names no seed"),
     ],
 )
 def test_malformed_values_are_clear_errors(parse, text, match):
@@ -97,12 +102,41 @@ def test_bench_then_table_and_plot(tmp_path, capsys):
         (["--teachers", "none", "--env", "MetaCurriculum-Nope-v0"], "unknown env id"),
         (["--teachers", "none", "--env-kwargs", "hiden=3"], "did you mean 'hidden'"),
         (["--teachers", "none", "--preset", "nope"], "unknown preset 'nope'"),
+        (["--teachers", "none", "--env-kwargs", "inner_lr=fast"], "inner_lr='fast' must be a real"),
+        (["--teachers", "none", "--env-kwargs", "meta_lr=None"], "meta_lr=None must be a real"),
+        (["--teachers", "none", "--env-kwargs", "omega_step=one"], "omega_step='one' must be"),
+        (
+            ["--teachers", "none", "--env-kwargs", "divergence_threshold=nan"],
+            "divergence_threshold=nan must be a finite number > 0",
+        ),
     ],
-    ids=["teacher", "env", "env-kwarg", "preset"],
+    ids=[
+        "teacher",
+        "env",
+        "env-kwarg",
+        "preset",
+        "str-lr",
+        "none-lr",
+        "str-step",
+        "nan-threshold",
+    ],
 )
 def test_bench_errors_name_the_bad_value(argv, match, tmp_path, capsys):
     assert main(["bench", *TINY, *argv, "--out", str(tmp_path)]) == 1
     assert match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("seeds", "match"),
+    [("5-2", "the range is empty"), ("9" * 25, "more than 10000")],
+    ids=["reversed", "huge"],
+)
+def test_bad_seeds_exit_with_usage_before_running(seeds, match, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *TINY, "--seeds", seeds, "--out", str(tmp_path / "runs")])
+    assert exit_info.value.code == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_malformed_option_exits_with_usage(capsys):

@@ -82,11 +82,21 @@ def test_module_prefix_form_works_in_a_fresh_interpreter():
     code = (
         "import gymnasium as gym, sys\n"
         "env = gym.make('metacurriculum:MetaCurriculum-Analytic-v0')\n"
-        "assert 'torch' not in sys.modules or True\n"
         "env.reset(seed=0); env.step(env.action_space.sample()); print('ok')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_the_analytic_env_runs_without_importing_torch():
+    code = (
+        "import gymnasium as gym, sys\n"
+        "env = gym.make('metacurriculum:MetaCurriculum-Analytic-v0')\n"
+        "env.reset(seed=0); env.step(env.action_space.sample())\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_import_registers_without_importing_torch():
@@ -114,6 +124,16 @@ def test_make_kwargs_override_settings():
         ({"action_type": "box"}, ValueError, "action_type"),
         ({"omega_init": 50.0}, ValueError, "omega_init"),
         ({"student": "nobody"}, ValueError, "student='nobody'"),
+        ({"inner_lr": "0.1"}, ValueError, "inner_lr='0.1' must be a real number, not str"),
+        ({"meta_lr": None}, ValueError, "meta_lr=None must be a real number, not NoneType"),
+        ({"omega_noise": "big"}, ValueError, "omega_noise='big' must be a real number"),
+        ({"omega_step": None}, ValueError, "omega_step=None must be a real number"),
+        ({"omega_min": "2"}, ValueError, "omega_min='2' must be a real number"),
+        ({"omega_init": "3"}, ValueError, "omega_init='3' must be a real number"),
+        ({"divergence_threshold": float("nan")}, ValueError, "divergence_threshold=nan"),
+        ({"divergence_threshold": 0.0}, ValueError, "must be a finite number > 0"),
+        ({"divergence_threshold": float("inf")}, ValueError, "divergence_threshold=inf"),
+        ({"divergence_penalty": float("nan")}, ValueError, "divergence_penalty=nan"),
     ],
 )
 def test_bad_settings_raise_clear_errors(kwargs, error, match):
@@ -144,6 +164,59 @@ def test_discrete_actions_step_omega():
     assert omegas == [2.5, 4.0, 4.0, 2.5, 1.0, 1.0]
     with pytest.raises(ValueError, match="0 \\(down\\), 1 \\(stay\\) or 2 \\(up\\)"):
         env.step(3)
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["0.5", None, [0.1, 0.2], 0.5 + 0.5j, np.array([0.5 + 0j]), True, {"a": 1}],
+    ids=["str", "none", "two-values", "complex", "complex-array", "bool", "dict"],
+)
+def test_invalid_continuous_actions_are_named(action):
+    env = MetaCurriculumEnv(student="analytic", n_max=5)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="continuous action must") as error:
+        env.step(action)
+    assert repr(action)[:10] in str(error.value)
+    assert env.unwrapped.meta_step == 0  # nothing was trained
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["2", None, np.array([1, 2]), 1.5, 2.0, np.float32(1.0), True, np.array([1])],
+    ids=["str", "none", "two-values", "float", "whole-float", "numpy-float", "bool", "1-d"],
+)
+def test_invalid_discrete_actions_are_named(action):
+    env = MetaCurriculumEnv(student="analytic", n_max=5, action_type="discrete")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="discrete action must be the integer 0") as error:
+        env.step(action)
+    assert repr(action)[:6] in str(error.value)
+
+
+@pytest.mark.parametrize("action", [2, np.int64(2), np.array(2)], ids=["int", "np-int", "0-d"])
+def test_integer_discrete_actions_are_accepted(action):
+    env = MetaCurriculumEnv(student="analytic", n_max=5, action_type="discrete", omega_min=1.0)
+    env.reset(seed=0)
+    assert env.step(action)[4]["omega"] == 2.0
+
+
+@pytest.mark.parametrize("end", ["truncated", "terminated"])
+def test_step_after_the_episode_ended_asks_for_reset(end):
+    if end == "truncated":
+        env = MetaCurriculumEnv(student="analytic", n_max=5, budget=8)
+    else:
+        env = MetaCurriculumEnv(student="analytic", n_max=5, budget=8, divergence_threshold=1e-9)
+    env.reset(seed=0)
+    done = False
+    while not done:
+        _, _, terminated, truncated, info = env.step(np.array([0.0], np.float32))
+        done = terminated or truncated
+    assert (terminated if end == "terminated" else truncated) and info["meta_step"] <= 8
+    with pytest.raises(RuntimeError, match=r"episode has ended .*call reset\(\)"):
+        env.step(np.array([0.0], np.float32))
+    assert env.meta_step == info["meta_step"]  # nothing trained past the end
+    env.reset(seed=0)
+    assert env.step(np.array([0.0], np.float32))[4]["meta_step"] == 4
 
 
 def test_default_range_skips_one_way_tasks():

@@ -20,6 +20,7 @@ from metacurriculum.benchmarks import (
     execute_run,
     expand,
     run_benchmark,
+    tables,
 )
 from metacurriculum.benchmarks import execution as execution_module
 from metacurriculum.envs import MetaCurriculumEnv
@@ -209,3 +210,20 @@ def test_bad_names_and_settings_fail_before_running(tiny_config, fields, match):
     with pytest.raises(BenchmarkError, match=match):
         run_benchmark(config)
     assert not Path(config.out).exists()
+
+
+def test_a_resumed_run_is_computed_with_the_threads_of_the_first_attempt(tiny_config, monkeypatch):
+    """Fewer runs left than workers once ran them in this process on every core's threads."""
+    monkeypatch.setattr(execution_module, "available_cores", lambda: 4)
+    config = tiny_config(teachers=("none", "random"), seeds=(0,), workers=2)
+    assert execution_module.schedule(config, pending=1) == (1, 2)
+    specs = run_benchmark(config)  # two spawned workers, 4 // 2 threads each
+    tables.report(config.out)
+    first = {n: (Path(config.out) / n).read_bytes() for n in ("runs.csv", "results.csv")}
+    redo = specs[1].folder(config.out)
+    (redo / "done.json").unlink()  # as if interrupted
+    run_benchmark(config)  # one run left: in this process
+    threads = [json.loads((s.folder(config.out) / "config.json").read_text()) for s in specs]
+    assert [c["threads"] for c in threads] == [2, 2]
+    tables.report(config.out)
+    assert first == {n: (Path(config.out) / n).read_bytes() for n in first}

@@ -25,7 +25,8 @@ TINY = "MetaCurriculum-Tiny-v0"
 ANALYTIC = "MetaCurriculum-Analytic-v0"
 
 
-def test_ppo_learns_on_tiny_saves_loads_and_drives(tmp_path):
+def test_ppo_trains_on_tiny_saves_loads_and_drives(tmp_path):
+    """Mechanics only: training runs its steps, the saved model loads and drives an episode."""
     env = gym.make(TINY)  # every step trains a real MAML student
     path = tmp_path / "ppo.zip"
     model = train_sb3_teacher(
@@ -39,7 +40,8 @@ def test_ppo_learns_on_tiny_saves_loads_and_drives(tmp_path):
     assert np.isfinite(run["info"]["target_loss"])
 
 
-def test_dqn_learns_on_discrete_tiny_and_drives(tmp_path):
+def test_dqn_trains_on_discrete_tiny_and_drives(tmp_path):
+    """Mechanics only: training runs its steps; the loaded model acts with integers."""
     env = gym.make(TINY, action_type="discrete")
     path = tmp_path / "dqn"
     model = train_sb3_teacher(
@@ -52,7 +54,8 @@ def test_dqn_learns_on_discrete_tiny_and_drives(tmp_path):
 
 
 @pytest.mark.parametrize("algo", ["sac", "a2c"])
-def test_sac_and_a2c_learn_on_the_analytic_env(algo):
+def test_sac_and_a2c_train_on_the_analytic_env_and_drive(algo):
+    """Mechanics only: training runs its steps; the raw model drives the env."""
     model = train_sb3_teacher(algo, ANALYTIC, total_timesteps=24, seed=0)
     assert model.num_timesteps == 24
     env = gym.make(ANALYTIC)
@@ -129,3 +132,18 @@ def test_interrupted_training_keeps_the_model(tmp_path):
     assert not (tmp_path / "ppo.zip").exists()
     teacher = load_sb3_teacher(tmp_path / "ppo.interrupted.zip", algo="ppo")
     assert teacher.model.num_timesteps > 0
+
+
+@pytest.mark.slow
+def test_dqn_learns_a_curriculum_on_the_discrete_analytic_env():
+    """Learning, not mechanics: after 20k env steps (80 episodes, about 80 s on one core)
+    DQN ends whole episodes of unseen seeds with a far lower target loss than no
+    curriculum (seen: 0.27 against 1.00 of chance)."""
+    env = gym.make(ANALYTIC, action_type="discrete")
+    model = train_sb3_teacher("dqn", env, total_timesteps=20_000, seed=0)
+    for seed in (100, 101):
+        taught = drive(SB3Teacher(model), env, steps=10**6, seed=seed)["info"]
+        plain = drive(make_teacher("none"), env, steps=10**6, seed=seed)["info"]
+        assert taught["meta_step"] == plain["meta_step"] == env.unwrapped.config.budget
+        dqn, none = taught["target_loss_normalized"], plain["target_loss_normalized"]
+        assert dqn < none - 0.3, f"seed {seed}: DQN {dqn:.3f}, none {none:.3f}"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -370,6 +371,20 @@ def evaluation_record(curves: Any, spec: RunSpec) -> dict[str, Any]:
     )
 
 
+def target_loss_auc(curve: Sequence[tuple[int, float]]) -> float:
+    """Sample efficiency: the area under the target loss over meta-steps (trapezoids),
+    divided by the meta-steps trained: the mean target loss over training, lower for a
+    student that learns sooner.
+
+    ``curve`` holds ``(meta_step, target_loss)`` from the reset on; NaN when a loss is
+    not finite.
+    """
+    steps, losses = np.array(curve, float).T
+    if not np.all(np.isfinite(losses)) or steps[-1] <= 0:
+        return math.nan
+    return float(np.trapezoid(losses, steps) / steps[-1])
+
+
 #: Called after every env step with (spec, meta_step, budget).
 StepCallback = Callable[[RunSpec, int, int], None]
 
@@ -403,6 +418,7 @@ def execute_run(
     teacher.reset(env.observation_space, env.action_space, seed=spec.seed)
     budget = int(info["budget"])
     step, terminated = 0, False
+    curve = [(0, info["target_loss"])]  # (meta-step, target loss) for the sample efficiency
     with open(folder / STEPS, "w") as log:
         log.write(json.dumps(step_record(0, info, None, None, 0.0)) + "\n")
         while True:
@@ -411,6 +427,7 @@ def execute_run(
             step += 1
             wall = time.perf_counter() - start
             log.write(json.dumps(step_record(step, info, action, reward, wall)) + "\n")
+            curve.append((int(info["meta_step"]), info["target_loss"]))
             if on_step is not None:
                 on_step(spec, int(info["meta_step"]), budget)
             if terminated or truncated:
@@ -431,6 +448,7 @@ def execute_run(
             "initial_loss": evaluation["loss_mean"][0],
             "initial_accuracy": evaluation["accuracy_mean"][0],
             "final_target_loss": info["target_loss"],
+            "target_loss_auc": target_loss_auc(curve),
             "final_omega": info["omega"],
             "env_steps": step,
             "meta_steps": info["meta_step"],

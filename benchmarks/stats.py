@@ -8,7 +8,15 @@ post-adaptation loss and accuracy over the unseen tasks of the hardest distribut
   to one bad seed), each with a 95% percentile bootstrap confidence interval
   (``scipy.stats.bootstrap``, 2000 resamples, seeded, so reports are reproducible);
 - Welch's t-test (``scipy.stats.ttest_ind(equal_var=False)``) of each teacher against
-  the baseline ``"none"`` (plain MAML on the hardest tasks), two-sided p-value.
+  the baseline ``"none"`` (plain MAML on the hardest tasks), two-sided p-value;
+- paired tests against the baseline over the seeds both have: every teacher of a seed
+  starts from the same student and is evaluated on the same tasks, so the paired
+  t-test (``ttest_rel``) and the Wilcoxon signed-rank test (``wilcoxon``) compare
+  like with like.
+
+Metrics (:data:`METRICS`): the loss and accuracy after adaptation (the score), before
+adaptation (``initial_*``), and the sample efficiency: the area under the target-loss
+curve over training divided by the meta-steps (``target_auc``).
 
 Diverged runs (:data:`DIVERGENCE_RULE`) are counted apart and left out of every
 statistic. One seed gives a CI of the value itself and no p-value (NaN); constant
@@ -25,10 +33,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from metacurriculum.benchmarks.harness import target_loss_auc
 from metacurriculum.benchmarks.run_folders import DONE, STEPS, DamagedRunError, read_run, read_steps
 
 BASELINE = "none"
@@ -80,6 +89,19 @@ class Run:
     def name(self) -> str:
         """``<env_id>/<teacher>/seed_<s>``: the folder relative to the benchmark's root."""
         return "/".join(self.folder.parts[-3:])
+
+    def score(self, key: str) -> float:
+        """``done.json``'s ``key`` as a float (NaN for null); ``target_loss_auc`` of runs
+        made before it was stored is computed from ``steps.jsonl``."""
+        value = self.summary.get(key)
+        if value is None and key == "target_loss_auc" and key not in self.summary:
+            try:
+                steps = self.steps
+            except (DamagedRunError, OSError):
+                return math.nan
+            curve = list(zip(steps["meta_step"], steps["target_loss"], strict=True))
+            return target_loss_auc(curve)
+        return math.nan if value is None else float(value)
 
     @cached_property
     def diverged(self) -> bool:
@@ -226,6 +248,26 @@ def welch_p(values: Sequence[float], baseline: Sequence[float]) -> float:
         return float(_scipy_stats().ttest_ind(values, baseline, equal_var=False).pvalue)
 
 
+def paired_p(values: Sequence[float], baseline: Sequence[float]) -> tuple[float, float]:
+    """Two-sided p-values of the paired t-test and the Wilcoxon signed-rank test.
+
+    ``values[i]`` and ``baseline[i]`` come from the same seed: the same initial student
+    and the same evaluation tasks, so the differences remove what the seeds share. NaN
+    with fewer than two pairs, or when every difference is zero.
+    """
+    values, baseline = np.asarray(values, float), np.asarray(baseline, float)
+    if values.size < 2 or np.all(values == baseline):
+        return math.nan, math.nan
+    stats = _scipy_stats()
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant differences
+        warnings.simplefilter("ignore", UserWarning)  # Wilcoxon's small-sample notes
+        return (
+            float(stats.ttest_rel(values, baseline).pvalue),
+            float(stats.wilcoxon(values, baseline).pvalue),
+        )
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A statistic over seeds with its confidence interval."""
@@ -233,6 +275,26 @@ class Estimate:
     value: float
     low: float
     high: float
+
+
+class MetricResult(NamedTuple):
+    """A metric of a teacher over its seeds, and its tests against the baseline.
+
+    Attributes:
+        mean: the mean with its bootstrap CI.
+        iqm: the interquartile mean with its bootstrap CI.
+        welch_p: Welch's t-test against the baseline's seeds (unpaired).
+        paired_t_p: the paired t-test over the seeds both have.
+        wilcoxon_p: the Wilcoxon signed-rank test over the same pairs.
+        pairs: how many seeds the paired tests use.
+    """
+
+    mean: Estimate
+    iqm: Estimate
+    welch_p: float
+    paired_t_p: float = math.nan
+    wilcoxon_p: float = math.nan
+    pairs: int = 0
 
 
 @dataclass(frozen=True)
@@ -244,19 +306,26 @@ class TeacherResult:
         teacher: the teacher.
         seeds: finished runs that did not diverge: every statistic is over these.
         diverged: finished runs that diverged (:data:`DIVERGENCE_RULE`), reported apart.
-        metrics: per metric (``"loss"``, ``"accuracy"``, ``"initial_loss"``): the mean
-            and IQM estimates and the Welch p-value against the baseline.
+        metrics: per metric of :data:`METRICS`: its :class:`MetricResult`.
     """
 
     env_id: str
     teacher: str
     seeds: int
     diverged: int
-    metrics: dict[str, tuple[Estimate, Estimate, float]]
+    metrics: dict[str, MetricResult]
 
 
-#: The metrics of the results table: name -> key of ``done.json``.
-METRICS = {"loss": "final_loss", "accuracy": "final_accuracy", "initial_loss": "initial_loss"}
+#: The metrics of the results: name -> key of ``done.json``. ``loss`` and ``accuracy``
+#: are after adaptation to the unseen tasks (the score), ``initial_*`` before it, and
+#: ``target_auc`` the mean target loss over training (sample efficiency).
+METRICS = {
+    "loss": "final_loss",
+    "accuracy": "final_accuracy",
+    "initial_loss": "initial_loss",
+    "initial_accuracy": "initial_accuracy",
+    "target_auc": "target_loss_auc",
+}
 
 #: How diverged runs enter the results, stated in every table and plot.
 DIVERGENCE_RULE = (
@@ -267,8 +336,22 @@ DIVERGENCE_RULE = (
 )
 
 
-def _scores(runs: Sequence[Run], key: str) -> np.ndarray:
-    return np.array([r.summary[key] for r in runs], float)
+def _scores(runs: Sequence[Run], key: str) -> dict[int, float]:
+    """Per seed, the finite values of ``key``."""
+    values = {r.seed: r.score(key) for r in runs}
+    return {seed: v for seed, v in values.items() if math.isfinite(v)}
+
+
+def _metric(values: dict[int, float], base: dict[int, float] | None, seed: int) -> MetricResult:
+    """``values`` over seeds, tested against ``base`` (``None`` for the baseline itself)."""
+    x = np.array(list(values.values()), float)
+    mean = Estimate(_mean(x), *bootstrap_ci(x, np.mean, seed=seed))
+    robust = Estimate(iqm(x), *bootstrap_ci(x, _iqm_axis, seed=seed))
+    if base is None:
+        return MetricResult(mean, robust, math.nan)
+    pairs = sorted(set(values) & set(base))
+    paired = paired_p([values[s] for s in pairs], [base[s] for s in pairs])
+    return MetricResult(mean, robust, welch_p(x, list(base.values())), *paired, len(pairs))
 
 
 def summarize(runs: Sequence[Run], baseline: str = BASELINE, seed: int = 0) -> list[TeacherResult]:
@@ -285,15 +368,14 @@ def summarize(runs: Sequence[Run], baseline: str = BASELINE, seed: int = 0) -> l
     for (env_id, teacher), members in groups.items():
         kept = [r for r in members if not r.diverged]
         base = [r for r in groups.get((env_id, baseline), []) if not r.diverged]
-        metrics = {}
-        for name, key in METRICS.items():
-            values = _scores(kept, key)
-            mean = Estimate(_mean(values), *bootstrap_ci(values, np.mean, seed=seed))
-            robust = Estimate(iqm(values), *bootstrap_ci(values, _iqm_axis, seed=seed))
-            p = math.nan if teacher == baseline else welch_p(values, _scores(base, key))
-            metrics[name] = (mean, robust, p)
+        metrics = {
+            name: _metric(
+                _scores(kept, key), None if teacher == baseline else _scores(base, key), seed
+            )
+            for name, key in METRICS.items()
+        }
         rows.append(TeacherResult(env_id, teacher, len(kept), len(members) - len(kept), metrics))
-    return sorted(rows, key=lambda r: (r.env_id, _nan_last(r.metrics["loss"][1].value)))
+    return sorted(rows, key=lambda r: (r.env_id, _nan_last(r.metrics["loss"].iqm.value)))
 
 
 def _mean(values: np.ndarray) -> float:

@@ -102,18 +102,50 @@ def markdown(rows: Sequence[TeacherResult], runs: Sequence[Run], baseline: str =
             "| accuracy mean [95% CI] | accuracy IQM [95% CI] | p (acc.) |",
             "|---|---:|---:|---|---|---:|---|---|---:|",
         ]
-        for row in (r for r in rows if r.env_id == env_id):
+        env_rows = [r for r in rows if r.env_id == env_id]
+        for row in env_rows:
             cells = [row.teacher, str(row.seeds), str(row.diverged)]
             for metric in ("loss", "accuracy"):
-                mean, robust, p = row.metrics[metric]
+                result = row.metrics[metric]
                 cells += [
-                    _estimate(mean),
-                    _estimate(robust),
-                    "—" if row.teacher == baseline else _p(p),
+                    _estimate(result.mean),
+                    _estimate(result.iqm),
+                    "—" if row.teacher == baseline else _p(result.welch_p),
                 ]
             out.append("| " + " | ".join(cells) + " |")
-        out.append("")
+        out += ["", *_paired_and_more(env_rows, baseline), ""]
     return "\n".join(out)
+
+
+def _paired_and_more(rows: Sequence[TeacherResult], baseline: str) -> list[str]:
+    """The second table of an env: paired tests, pre-adaptation scores, sample efficiency."""
+    lines = [
+        f"Paired tests against {baseline!r} over the seeds both have (a seed gives every "
+        "teacher the same initial student and the same evaluation tasks): paired t-test "
+        "and Wilcoxon signed-rank. Before adaptation: the unseen tasks' loss and accuracy "
+        "at inner step 0. Target-loss AUC: the area under the target loss over training "
+        "divided by the meta-steps (sample efficiency, lower is better).",
+        "",
+        "| teacher | pairs | p paired t (loss) | p Wilcoxon (loss) | p paired t (acc.) "
+        "| p Wilcoxon (acc.) | loss before adaptation [95% CI] "
+        "| accuracy before adaptation [95% CI] | target-loss AUC [95% CI] | p Welch (AUC) "
+        "| p paired t (AUC) | p Wilcoxon (AUC) |",
+        "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|",
+    ]
+    for row in rows:
+        base = row.teacher == baseline
+        loss, accuracy, auc = (row.metrics[m] for m in ("loss", "accuracy", "target_auc"))
+        cells = [row.teacher, "—" if base else str(loss.pairs)]
+        for result in (loss, accuracy):
+            cells += [
+                "—" if base else _p(result.paired_t_p),
+                "—" if base else _p(result.wilcoxon_p),
+            ]
+        cells += [_estimate(row.metrics[m].mean) for m in ("initial_loss", "initial_accuracy")]
+        cells.append(_estimate(auc.mean))
+        cells += ["—" if base else _p(p) for p in (auc.welch_p, auc.paired_t_p, auc.wilcoxon_p)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _estimate(e: Estimate) -> str:
@@ -140,11 +172,14 @@ def write_results(
     for row in rows:
         line: dict[str, Any] = {"env_id": row.env_id, "teacher": row.teacher, "seeds": row.seeds}
         line["diverged"] = row.diverged
-        for metric, (mean, robust, p) in row.metrics.items():
-            for stat, e in (("mean", mean), ("iqm", robust)):
+        for metric, result in row.metrics.items():
+            for stat, e in (("mean", result.mean), ("iqm", result.iqm)):
                 line |= {f"{metric}_{stat}": e.value, f"{metric}_{stat}_low": e.low}
                 line[f"{metric}_{stat}_high"] = e.high
-            line[f"{metric}_p_vs_{BASELINE}"] = p
+            line[f"{metric}_p_vs_{BASELINE}"] = result.welch_p
+            line[f"{metric}_paired_t_p_vs_{BASELINE}"] = result.paired_t_p
+            line[f"{metric}_wilcoxon_p_vs_{BASELINE}"] = result.wilcoxon_p
+            line[f"{metric}_pairs"] = result.pairs
         table.append(line)
     per_run = [
         {

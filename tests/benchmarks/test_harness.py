@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from metacurriculum.benchmarks import (
     tables,
 )
 from metacurriculum.benchmarks import execution as execution_module
+from metacurriculum.benchmarks.harness import target_loss_auc
 from metacurriculum.envs import MetaCurriculumEnv
 
 
@@ -77,6 +79,14 @@ def test_run_folder_holds_config_steps_evaluation_student_and_done(tmp_path):
     assert summary == json.loads((folder / "done.json").read_text())
     assert summary["final_loss"] == evaluation["loss_mean"][-1]
     assert summary["env_steps"] == 10 and summary["diverged"] is False
+    target = [(s["meta_step"], s["target_loss"]) for s in steps]
+    assert summary["target_loss_auc"] == pytest.approx(target_loss_auc(target))
+    assert min(t for _, t in target) < summary["target_loss_auc"] < max(t for _, t in target)
+
+
+def test_target_loss_auc_is_the_mean_target_loss_over_training():
+    assert target_loss_auc([(0, 3.0), (4, 1.0), (8, 1.0)]) == pytest.approx((8 + 4) / 8)
+    assert math.isnan(target_loss_auc([(0, 3.0), (4, float("nan"))]))
 
 
 def test_finished_runs_are_skipped(tiny_config, monkeypatch):

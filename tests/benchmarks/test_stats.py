@@ -37,6 +37,7 @@ def fake_run(
         "env_settings": {"n_max": 5, "budget": budget, "divergence_threshold": 100.0},
     }
     summary = {"final_loss": final_loss, "final_accuracy": accuracy, "initial_loss": 3.0}
+    summary |= {"initial_accuracy": 0.2, "target_loss_auc": None if final_loss is None else 2.0}
     summary |= {"diverged": diverged, "train_seconds": 1.5 + seed, "finished": f"T{seed}"}
     evaluation = {"loss_mean": loss_curve, "accuracy_mean": [0.2, 0.5, accuracy]}
     return Run(Path(f"/nowhere/{env_id}/{teacher}/seed_{seed}"), config, summary, evaluation)
@@ -89,7 +90,7 @@ def test_summarize_gives_one_row_per_teacher_sorted_by_iqm():
     rows = stats.summarize(runs)
     assert [r.teacher for r in rows] == ["adaptive", "random", "none"]
     adaptive, random_, none = rows
-    mean, robust, p = adaptive.metrics["loss"]
+    mean, robust, p = adaptive.metrics["loss"][:3]
     assert mean.value == pytest.approx(np.mean([1.0, 1.2, 1.1, 9.0]))
     assert robust.value == pytest.approx(np.mean([1.1, 1.2]))
     assert mean.low <= mean.value <= mean.high
@@ -197,3 +198,57 @@ def test_runs_csv_holds_numbers_not_timings_and_relative_folders(tmp_path):
         rows = list(csv.DictReader(f))
     assert rows[1]["folder"] == "Env-v0/none/seed_1"
     assert not {"train_seconds", "finished"} & set(rows[0])
+
+
+def test_paired_p_matches_scipy_and_handles_degenerate_pairs():
+    a, b = [1.0, 1.2, 0.9, 1.1, 1.05, 0.8], [1.4, 1.5, 1.35, 1.6, 1.3, 1.2]
+    t, w = stats.paired_p(a, b)
+    assert t == pytest.approx(scipy_stats.ttest_rel(a, b).pvalue, rel=1e-12)
+    assert w == pytest.approx(scipy_stats.wilcoxon(a, b).pvalue, rel=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert all(math.isnan(v) for v in stats.paired_p([1.0], [2.0]))
+        assert all(math.isnan(v) for v in stats.paired_p([1.0, 2.0], [1.0, 2.0]))
+
+
+def test_paired_tests_pair_the_seeds_both_teachers_have():
+    runs = [fake_run("none", s, loss) for s, loss in enumerate([2.0, 2.3, 2.1, 2.6, 1.9])]
+    runs += [fake_run("adaptive", s, loss) for s, loss in enumerate([1.6, 2.0, 1.9, 2.0])]
+    runs[4] = fake_run("none", 4, 2.2, diverged=True)  # left out: no pair for seed 4 either
+    runs[3] = fake_run("none", 3, 2.6)
+    rows = {r.teacher: r for r in stats.summarize(runs)}
+    loss = rows["adaptive"].metrics["loss"]
+    paired_none, paired_adaptive = [2.0, 2.3, 2.1, 2.6], [1.6, 2.0, 1.9, 2.0]
+    assert loss.pairs == 4
+    assert loss.paired_t_p == pytest.approx(
+        scipy_stats.ttest_rel(paired_adaptive, paired_none).pvalue
+    )
+    assert loss.wilcoxon_p == pytest.approx(
+        scipy_stats.wilcoxon(paired_adaptive, paired_none).pvalue
+    )
+    assert loss.paired_t_p < loss.welch_p  # pairing removes what the seeds share
+    assert math.isnan(rows["none"].metrics["loss"].paired_t_p)
+
+
+def test_results_report_pre_adaptation_scores_sample_efficiency_and_paired_tests(tmp_path):
+    runs = [
+        fake_run(t, s, 1.0 + s / 10 + (t == "none")) for t in ("none", "static") for s in range(3)
+    ]
+    tables.write_results(stats.summarize(runs), runs, tmp_path)
+    with open(tmp_path / "results.csv") as f:
+        row = next(r for r in csv.DictReader(f) if r["teacher"] == "static")
+    for column in (
+        "initial_loss_mean",
+        "initial_accuracy_mean",
+        "target_auc_mean",
+        "loss_paired_t_p_vs_none",
+        "loss_wilcoxon_p_vs_none",
+        "accuracy_pairs",
+    ):
+        assert column in row
+    assert float(row["initial_accuracy_mean"]) == pytest.approx(0.2)
+    assert float(row["target_auc_mean"]) == pytest.approx(2.0)
+    assert row["loss_pairs"] == "3"
+    text = (tmp_path / "results.md").read_text()
+    assert "| teacher | pairs | p paired t (loss) | p Wilcoxon (loss) |" in text
+    assert "| static | 3 |" in text and "target-loss AUC" in text

@@ -23,16 +23,16 @@ from metacurriculum.benchmarks.run_folders import unfinished_reason
 HERE = Path(__file__).parent
 #: Three runs of ~2 s each (40 env steps of 0.05 s) on two workers.
 COMMAND = [sys.executable, "-m", "metacurriculum.cli", "bench", "--env", ANALYTIC]
-COMMAND += ["--teachers", "slow-random", "--seeds", "3", "--workers", "2", "--no-plots"]
+COMMAND += ["--teachers", "slow-random", "--seeds", "3", "--no-plots"]
 COMMAND += ["--import", "slow_teacher", "--env-kwargs", "budget=160,n_max=5", "--eval-tasks", "8"]
 #: Seconds the command may take to exit after the first signal.
 EXIT_WITHIN = 3.0
 
 
-def start(out: Path) -> subprocess.Popen:
+def start(out: Path, workers: int = 2) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     return subprocess.Popen(
-        [*COMMAND, "--out", str(out)],
+        [*COMMAND, "--out", str(out), "--workers", str(workers)],
         env=env,
         start_new_session=True,
         stderr=subprocess.PIPE,
@@ -82,18 +82,19 @@ def group_gone(pgid: int, within: float) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("signals", "to_group", "status"),
+    ("signals", "to_group", "status", "workers"),
     [
-        ([signal.SIGINT], False, 130),
-        ([signal.SIGINT, signal.SIGINT], True, 130),  # a terminal's Ctrl-C, twice
-        ([signal.SIGTERM], False, 143),  # what schedulers and Ray send
+        ([signal.SIGINT], False, 130, 2),
+        ([signal.SIGINT, signal.SIGINT], True, 130, 2),  # a terminal's Ctrl-C, twice
+        ([signal.SIGTERM], False, 143, 2),  # what schedulers and Ray send
+        ([signal.SIGTERM], False, 143, 1),  # runs in the command's own process
     ],
-    ids=["ctrl-c", "ctrl-c-twice-to-the-group", "sigterm"],
+    ids=["ctrl-c", "ctrl-c-twice-to-the-group", "sigterm", "sigterm-one-process"],
 )
-def test_signal_stops_every_worker_within_seconds(tmp_path, signals, to_group, status):
-    process = start(tmp_path)
+def test_signal_stops_every_worker_within_seconds(tmp_path, signals, to_group, status, workers):
+    process = start(tmp_path, workers)
     try:
-        wait_until_running(process, tmp_path)
+        wait_until_running(process, tmp_path, workers)
         sent = time.monotonic()
         for i, signum in enumerate(signals):
             if i:

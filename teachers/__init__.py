@@ -9,14 +9,25 @@ name           teacher
 ============== ===============================================================
 none           plain MAML: the hardest tasks (ω = n_max) from the first step
 random         domain randomisation: ω uniform over its range every step
+linear         schedule: ω rises linearly from omega_min to omega_max at ``until`` of the budget
+reverse        control schedule: ω falls from omega_max to omega_min (hard to easy)
 static         the paper's static teacher: a ladder of ω, climbed at a loss threshold
-adaptive       the paper's adaptive teacher: signed finite-difference steps on ω
+adaptive       the paper's adaptive teacher: signed finite-difference steps on ω, with
+               a prior and a floor (``floor="none" | "linear" | "gated"``)
+adaptive-paper the adaptive teacher as section IV states it: no prior, no floor
 tscl-online    TSCL bandit, exponential average of score changes
 tscl-naive     TSCL bandit, slopes over fixed windows of steps
 tscl-window    TSCL bandit, slope of each arm's last scores
 tscl-sampling  TSCL bandit, sampled score changes (Thompson sampling)
+alp            absolute learning progress over ω bins (Portelas et al. 2019, discrete bins)
+target-bandit  bandit over ω arms, payoff: the target-loss decrease after the arm
+mixture        ω from an exponential tilt towards omega_max; the tilt learnt from the target gain
 sb3            a saved Stable-Baselines3 model: ``make_teacher("sb3", path=..., algo="ppo")``
 ============== ===============================================================
+
+After an episode, :func:`teacher_summary` returns a teacher's own statistics (its
+optional ``summary()`` hook), e.g. ``{"teacher/own_decision_fraction": 0.1}`` for the
+adaptive teacher: how often its decision, not its floor, set ω.
 
 Running one::
 

@@ -39,17 +39,33 @@ class StaticTeacher(OmegaTeacher):
       next rung and restart the count; one at or above it restarts the count.
     - At the top rung the teacher stays for the rest of the episode.
 
+    The threshold, measured on the real student (``tests/teachers/measure_reduced.py``:
+    the 'reduced' preset, Omniglot 5-way 1-shot, 16 filters x 3 blocks, first-order,
+    200 meta-steps = 50 env steps, CPU; seed 0 unless noted). Under ``none`` the
+    normalised validation loss at ``omega_max`` falls from 0.61 (mean of the first 10
+    env steps) to 0.38 (last 10); its quartiles over the run are 0.41 / 0.49 / 0.57
+    (seed 1: 0.37 / 0.43 / 0.53). Under ``linear`` the loss at ω = 2 starts at 0.80:
+    normalised by ``log 2``, 2-way tasks look harder than 5-way ones early on. The
+    rule: a rung is learnt when the student does as well there as plain MAML does on
+    the hardest tasks after a quarter of its training, the upper quartile, 0.55
+    (mean of the two seeds). With it the teacher reached the top rung after 9 of the
+    50 env steps and its student scored a test loss of 0.667 (100 unseen 5-way tasks;
+    ``none``: 0.636 and 0.668 for seeds 0 and 1); with the analytic student's 0.5 it
+    reached the top after 13 and scored 0.747, as ``linear`` did (0.747, 0.760)::
+
+        python tests/teachers/measure_reduced.py none linear 'static:{"threshold": 0.5}' \\
+            'static:{"threshold": 0.55}' --seeds 0
+
     Args:
         ladder: the ω values, easiest first; ``None`` for the integers of the ω range.
-        threshold: the normalised validation loss to beat. The default 0.5 asks for half
-            the chance-level loss: reachable early by a MAML student on every n of the
-            paper's data sets, and, on the analytic student, the point where the skill
-            has reached the rung (its loss is ``sigmoid((n - skill) / tau)``).
+        threshold: the normalised validation loss to beat (0.55: above). On the analytic
+            student 0.5 is the point where the skill has reached the rung (its loss is
+            ``sigmoid((n - skill) / tau)``).
         patience: consecutive measurements below ``threshold`` needed to move up.
     """
 
     ladder: Sequence[float] | None = None
-    threshold: float = 0.5
+    threshold: float = 0.55
     patience: int = 1
 
     def __post_init__(self) -> None:
@@ -153,9 +169,34 @@ class AdaptiveTeacher(OmegaTeacher):
       ``teacher/up_fraction`` / ``teacher/down_fraction``, how often the decision was
       a step up or down.
 
-    Thresholds from the real student (``tests/teachers/measure_reduced.py``, the
-    'reduced' preset: Omniglot 5-way, 16 filters x 3 blocks, first-order, 200
-    meta-steps, CPU): MEASUREMENTS
+    Measured on the real student (``tests/teachers/measure_reduced.py``: the 'reduced'
+    preset, Omniglot 5-way 1-shot, 16 filters x 3 blocks, first-order, 200 meta-steps =
+    50 env steps, CPU, seed 0; test loss on 100 unseen 5-way tasks, ``none``: 0.636 and
+    0.668 for seeds 0 and 1, ``linear``: 0.747 and 0.760). ``target_loss = 0.55`` by the
+    rule of :class:`StaticTeacher` (the upper quartile of the normalised validation loss
+    at ``omega_max`` under ``none``). At these settings the teacher's own decisions set
+    ω: the normalised loss of 2-way tasks starts near 0.8, above that of 5-way tasks
+    (0.6), so the measured ``dL/dω`` is negative and the teacher climbs from ``omega_min``
+    to ``omega_max`` within 5 steps (mean ω of the first 10 steps: 4.0 to 4.2 of 5):
+
+    ============================ ========= ============ ======== ==========
+    setting                      test loss own decision up steps down steps
+    ============================ ========= ============ ======== ==========
+    floor="linear" (adaptive)    0.671     0.94         0.44     0.10
+    floor="none"                 0.719     1.00         0.32     0.08
+    floor="gated"                0.702     0.92         0.30     0.08
+    adaptive-paper               0.705     1.00         0.46     0.06
+    ============================ ========= ============ ======== ==========
+
+    With ``target_loss = 0.5`` the same four scored 0.680, 0.672, 0.693 and 0.709, own
+    decision 0.94, 1.00, 0.88, 1.00. Every setting did worse than ``none`` on the same
+    seed (0.636); one seed each, and ``none``'s two seeds differ by 0.03, so these runs
+    do not rank the settings among themselves. Command::
+
+        python tests/teachers/measure_reduced.py 'adaptive:{"target_loss": 0.55}' \\
+            'adaptive:{"target_loss": 0.55, "floor": "none"}' \\
+            'adaptive:{"target_loss": 0.55, "floor": "gated"}' \\
+            'adaptive-paper:{"target_loss": 0.55}' --seeds 0
 
     Defaults: ``target_loss`` (above), ``step = 2`` (Table I), ``perturbation = 0.75``
     (ω spreads over 1.5 classes, enough for finite differences, small next to
@@ -180,7 +221,7 @@ class AdaptiveTeacher(OmegaTeacher):
             which the floor reaches ``omega_max``.
     """
 
-    target_loss: float = 0.5
+    target_loss: float = 0.55
     step: float = 2.0
     perturbation: float = 0.75
     window: int = 6

@@ -27,7 +27,6 @@ from __future__ import annotations
 import difflib
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +49,10 @@ from metacurriculum.benchmarks.run_folders import (
     DamagedRunError,
     clear_run,
     config_digest,
+    evaluation_record,
+    jsonable,
+    step_record,
+    target_loss_auc,
     unfinished_reason,
     write_json,
 )
@@ -74,21 +77,6 @@ __all__ = [
     "plan",
     "validate",
 ]
-
-#: The per-step ``info`` keys logged to ``steps.jsonl``.
-STEP_KEYS = (
-    "meta_step",
-    "omega",
-    "n_way",
-    "train_loss",
-    "val_loss",
-    "val_accuracy",
-    "val_loss_normalized",
-    "target_loss",
-    "target_accuracy",
-    "target_loss_normalized",
-    "diverged",
-)
 
 
 class ConfigMismatchError(BenchmarkError):
@@ -327,64 +315,6 @@ def versions() -> dict[str, str]:
 
 # -- one run -------------------------------------------------------------------------
 
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values: numpy scalars and arrays unwrapped, NaN and infinities as null."""
-    if isinstance(value, dict):
-        return {key: _jsonable(v) for key, v in value.items()}
-    if isinstance(value, (np.ndarray, list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    return value
-
-
-def step_record(
-    step: int, info: Mapping[str, Any], action: Any, reward: float | None, wall_s: float
-) -> dict[str, Any]:
-    """One line of ``steps.jsonl``: the step's action, ``info`` measurements and reward."""
-    record = {"step": step, **{key: info[key] for key in STEP_KEYS}}
-    action = None if action is None else np.asarray(action, dtype=float).reshape(-1)
-    record["action"] = None if action is None else (action[0] if action.size == 1 else action)
-    record.update(reward=reward, wall_s=round(wall_s, 4))
-    return _jsonable(record)
-
-
-def evaluation_record(curves: Any, spec: RunSpec) -> dict[str, Any]:
-    """``evaluation.json``: per inner step means over tasks, and the per-task arrays."""
-    loss, accuracy = np.asarray(curves.loss, float), np.asarray(curves.accuracy, float)
-    return _jsonable(
-        {
-            "eval_tasks": spec.eval_tasks,
-            "eval_seed": spec.eval_seed,
-            "inner_steps": list(range(loss.shape[1])),
-            "loss_mean": loss.mean(axis=0),
-            "accuracy_mean": accuracy.mean(axis=0),
-            "loss": loss,
-            "accuracy": accuracy,
-            "n_way": np.asarray(curves.n_way),
-        }
-    )
-
-
-def target_loss_auc(curve: Sequence[tuple[int, float]]) -> float:
-    """Sample efficiency: the area under the target loss over meta-steps (trapezoids),
-    divided by the meta-steps trained: the mean target loss over training, lower for a
-    student that learns sooner.
-
-    ``curve`` holds ``(meta_step, target_loss)`` from the reset on; NaN when a loss is
-    not finite.
-    """
-    steps, losses = np.array(curve, float).T
-    if not np.all(np.isfinite(losses)) or steps[-1] <= 0:
-        return math.nan
-    return float(np.trapezoid(losses, steps) / steps[-1])
-
-
 #: Called after every env step with (spec, meta_step, budget).
 StepCallback = Callable[[RunSpec, int, int], None]
 
@@ -441,7 +371,7 @@ def execute_run(
     curves = student.evaluate_test(spec.eval_tasks, spec.eval_seed)
     evaluation = evaluation_record(curves, spec)
     write_json(folder / EVALUATION, evaluation)
-    summary = _jsonable(
+    summary = jsonable(
         {
             "final_loss": evaluation["loss_mean"][-1],
             "final_accuracy": evaluation["accuracy_mean"][-1],

@@ -1,4 +1,4 @@
-"""Run folders on disk: their files, atomic writes, and when a folder holds a finished run.
+"""Run folders on disk: what their files hold, atomic writes, and when a run is finished.
 
 A run is finished only when its folder reads back whole and agrees with itself:
 
@@ -19,8 +19,11 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 #: The files of a run folder; everything else in it is left alone.
 CONFIG, STEPS, STUDENT, EVALUATION, DONE = (
@@ -45,6 +48,22 @@ SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
     "diverged": (bool,),
     "train_seconds": (float, int),
 }
+
+
+#: The per-step ``info`` keys logged to ``steps.jsonl``.
+STEP_KEYS = (
+    "meta_step",
+    "omega",
+    "n_way",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_loss_normalized",
+    "target_loss",
+    "target_accuracy",
+    "target_loss_normalized",
+    "diverged",
+)
 
 
 class BenchmarkError(Exception):
@@ -205,3 +224,63 @@ def check_writable(out: str | os.PathLike) -> None:
             f"cannot write to the output folder {root} ({reason}); pass --out with a "
             "folder you can write to."
         ) from None
+
+
+# -- what the files hold ------------------------------------------------------------
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays unwrapped, NaN and infinities as null."""
+    if isinstance(value, dict):
+        return {key: jsonable(v) for key, v in value.items()}
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
+def step_record(
+    step: int, info: Mapping[str, Any], action: Any, reward: float | None, wall_s: float
+) -> dict[str, Any]:
+    """One line of ``steps.jsonl``: the step's action, ``info`` measurements and reward."""
+    record = {"step": step, **{key: info[key] for key in STEP_KEYS}}
+    action = None if action is None else np.asarray(action, dtype=float).reshape(-1)
+    record["action"] = None if action is None else (action[0] if action.size == 1 else action)
+    record.update(reward=reward, wall_s=round(wall_s, 4))
+    return jsonable(record)
+
+
+def evaluation_record(curves: Any, spec: Any) -> dict[str, Any]:
+    """``evaluation.json``: per inner step means over tasks, and the per-task arrays."""
+    loss, accuracy = np.asarray(curves.loss, float), np.asarray(curves.accuracy, float)
+    return jsonable(
+        {
+            "eval_tasks": spec.eval_tasks,
+            "eval_seed": spec.eval_seed,
+            "inner_steps": list(range(loss.shape[1])),
+            "loss_mean": loss.mean(axis=0),
+            "accuracy_mean": accuracy.mean(axis=0),
+            "loss": loss,
+            "accuracy": accuracy,
+            "n_way": np.asarray(curves.n_way),
+        }
+    )
+
+
+def target_loss_auc(curve: Sequence[tuple[int, float]]) -> float:
+    """Sample efficiency: the area under the target loss over meta-steps (trapezoids),
+    divided by the meta-steps trained: the mean target loss over training, lower for a
+    student that learns sooner.
+
+    ``curve`` holds ``(meta_step, target_loss)`` from the reset on; NaN when a loss is
+    not finite.
+    """
+    steps, losses = np.array(curve, float).T
+    if not np.all(np.isfinite(losses)) or steps[-1] <= 0:
+        return math.nan
+    return float(np.trapezoid(losses, steps) / steps[-1])

@@ -37,8 +37,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from metacurriculum.benchmarks.harness import target_loss_auc
-from metacurriculum.benchmarks.run_folders import DONE, STEPS, DamagedRunError, read_run, read_steps
+from metacurriculum.benchmarks.run_folders import (
+    DONE,
+    STEPS,
+    DamagedRunError,
+    read_run,
+    read_steps,
+    target_loss_auc,
+)
 
 BASELINE = "none"
 RESAMPLES = 2000

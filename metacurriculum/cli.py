@@ -426,8 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         Ctrl-C (SIGINT), 143 by SIGTERM (128 + the signal's number, as shells report it).
         After an interrupt, further SIGINT and SIGTERM are ignored until the process exits.
     """
-    from metacurriculum.benchmarks.execution import interruptible
     from metacurriculum.benchmarks.harness import BenchmarkError
+    from metacurriculum.benchmarks.workers import interruptible
 
     args = build_parser().parse_args(argv)
     package_logger = logging.getLogger("metacurriculum")

@@ -24,7 +24,7 @@ from metacurriculum.benchmarks import (
     tables,
 )
 from metacurriculum.benchmarks import execution as execution_module
-from metacurriculum.benchmarks.harness import target_loss_auc
+from metacurriculum.benchmarks.run_folders import target_loss_auc
 from metacurriculum.envs import MetaCurriculumEnv
 
 

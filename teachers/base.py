@@ -32,7 +32,12 @@ OMEGA_INFO_KEYS = ("omega", "omega_min", "omega_max", "val_loss_normalized")
 
 @runtime_checkable
 class Teacher(Protocol):
-    """Anything that chooses the env's actions: one ``act`` per step, one ``reset`` per episode."""
+    """Anything that chooses the env's actions: one ``act`` per step, one ``reset`` per episode.
+
+    Optionally, ``summary() -> dict[str, float]``: the teacher's statistics of the
+    episode, read by :func:`teacher_summary` (not part of the structural check, so a
+    teacher without it still is one).
+    """
 
     def reset(
         self,

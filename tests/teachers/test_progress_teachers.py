@@ -20,7 +20,7 @@ import pytest
 from fakes import FakeEnv, drive
 
 from metacurriculum.teachers import make_teacher, teacher_summary
-from metacurriculum.teachers.progress import sample_tilted, tilted_mean
+from metacurriculum.teachers.progress import TargetGain, sample_tilted, tilted_mean
 
 PROGRESS = ["alp", "target-bandit", "mixture"]
 N_MAX = 5
@@ -163,3 +163,12 @@ def test_bandit_summary_reports_the_share_at_the_top():
 def test_bad_arguments(name, kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_teacher(name, **kwargs)
+
+
+def test_target_gain_is_the_decrease_since_the_last_act_credited_to_omega():
+    gain = TargetGain()
+    assert gain({"target_loss_normalized": 0.9, "omega": 1.0}) is None  # reset: nothing trained
+    assert gain({"target_loss_normalized": 0.7, "omega": 3.0}) == pytest.approx((3.0, 0.2))
+    assert gain({"target_loss_normalized": float("nan"), "omega": 4.0}) is None
+    assert gain({"target_loss_normalized": 0.8, "omega": 2.0, "diverged": True}) is None
+    assert gain({"target_loss_normalized": 0.75, "omega": 5.0}) == pytest.approx((5.0, -0.05))

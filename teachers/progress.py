@@ -18,6 +18,27 @@ mixture        ω drawn from an exponential tilt towards ``omega_max``; the tilt
                learnt by a policy gradient on the target gain
 ============== ==================================================================
 
+Measured on the real student (``tests/teachers/measure_reduced.py``, the 'reduced'
+preset: Omniglot 5-way, 200 meta-steps = 50 env steps, CPU, seed 0; test loss on 100
+unseen 5-way tasks; ``none`` 0.636, ``linear`` 0.747)::
+
+    python tests/teachers/measure_reduced.py alp target-bandit mixture --seeds 0
+
+============== ========= ======================================================
+teacher        test loss what it did
+============== ========= ======================================================
+alp            0.710     mean ω 3.5 in the first half, 4.1 in the second; 36% of
+                         the steps at ω = 5
+target-bandit  0.670     36% at ω = 5; its last 21 steps at ω = 3: ε-greedy
+                         locked in (an arm's value changes only when it is pulled)
+mixture        0.686     tilt 2.0 -> 2.6, mean ω 4.1 throughout
+============== ========= ======================================================
+
+None beat ``none`` on that seed. 50 steps of a gain measured on 8 target tasks are
+too few and too noisy for these learners to find, as on the fakes, that the hardest
+tasks are best; they spend most of the budget exploring. Where the target loss does
+not move (the analytic student far from ``n_max``) they behave like ``random``.
+
 The bandits reuse the TSCL machinery (:class:`~metacurriculum.teachers.tscl.BanditTeacher`:
 arms, crediting a measurement to the arm where ω is, exploration policies).
 """

@@ -45,6 +45,11 @@ class LinearTeacher(OmegaTeacher):
     CPU settings, where the floor set ω at almost every step; under its own name it
     shows what the schedule alone is worth.
 
+    Measured on the real student (``tests/teachers/measure_reduced.py``, 'reduced'
+    preset, seeds 0 and 1): test loss 0.747 and 0.760 on 100 unseen 5-way tasks,
+    against 0.636 and 0.668 for ``none``: at 50 env steps the time spent on easy
+    tasks did not pay back.
+
     Args:
         until: the fraction of the budget at which ω reaches ``omega_max`` (0.75: the
             last quarter of training on the hardest tasks, the tasks the student is
@@ -68,6 +73,9 @@ class ReverseTeacher(OmegaTeacher):
     Hard to easy, the mirror image of ``linear`` (anti-curriculum, as in Weinshall et
     al. 2018's controls). Where ``linear`` beats it, the order of the tasks mattered;
     where both match ``none``, only the time spent on the hardest tasks did.
+
+    Measured on the real student ('reduced' preset, seed 0): test loss 0.722, between
+    ``none`` (0.636) and ``linear`` (0.747).
 
     Args:
         until: the fraction of the budget at which ω reaches ``omega_min``.

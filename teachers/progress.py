@@ -112,6 +112,10 @@ class ALPTeacher(BanditTeacher):
         signal: ``"target"`` or ``"val"`` (see above).
         alpha: weight of the newest progress in each bin's average.
         random_ratio: the share of uniform draws.
+        policy: ``"proportional"`` (the sampling above, with ``random_ratio``), or any
+            policy of :class:`~metacurriculum.teachers.tscl.BanditTeacher` (then
+            ``random_ratio`` is unused).
+        absolute: ALP's absolute value; ``False`` samples only bins that progress.
     """
 
     signal: str = "target"

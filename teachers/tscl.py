@@ -156,7 +156,8 @@ def slope(points: Sequence[tuple[float, float]]) -> float:
 class BanditTeacher(OmegaTeacher):
     """Common machinery of the TSCL teachers: arms, crediting measurements, sampling.
 
-    Subclasses implement :meth:`init_arms`, :meth:`record` and :meth:`values`.
+    Subclasses implement :meth:`init_arms`, :meth:`record` and :meth:`values`, and may
+    override :meth:`outcome` (what is measured after a step: TSCL's score by default).
 
     Args:
         arms: the ω of each arm; ``None`` for every integer of the ω range.

@@ -108,7 +108,7 @@ class ALPTeacher(BanditTeacher):
       validation loss) between two visits, per step in between.
 
     Args:
-        bins: the ω of each bin; ``None`` for every integer of the ω range.
+        arms: the ω of each bin; ``None`` for every integer of the ω range.
         signal: ``"target"`` or ``"val"`` (see above).
         alpha: weight of the newest progress in each bin's average.
         random_ratio: the share of uniform draws.

@@ -172,3 +172,9 @@ def test_target_gain_is_the_decrease_since_the_last_act_credited_to_omega():
     assert gain({"target_loss_normalized": float("nan"), "omega": 4.0}) is None
     assert gain({"target_loss_normalized": 0.8, "omega": 2.0, "diverged": True}) is None
     assert gain({"target_loss_normalized": 0.75, "omega": 5.0}) == pytest.approx((5.0, -0.05))
+
+
+@pytest.mark.parametrize("name", ["alp", "target-bandit"])
+def test_custom_arms_are_the_only_omegas_chosen(name):
+    run_ = run(name, frontier, steps=60, arms=[1, 3, 5])
+    assert set(run_["omegas"]) <= {1.0, 3.0, 5.0}

@@ -167,6 +167,7 @@ def test_analytic_sub_envs_follow_the_single_env(action_type) -> None:
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_make_vec_gives_a_batched_vector_env_for_every_id(env_id) -> None:
+    assert gym.spec(env_id).vector_entry_point == metacurriculum.registration.VECTOR_ENTRY_POINT
     envs = gym.make_vec(env_id, num_envs=2, **TINY)
     single = gym.make(env_id, **TINY)
     assert isinstance(envs, MetaCurriculumVectorEnv) and envs.num_envs == 2

@@ -50,6 +50,10 @@ def test_population_equals_separate_students(path, first_order, make_batch, make
     students = [MAML(config, seed=seed) for seed in SEEDS]  # the loop path: the reference's twin
     for row, student in enumerate(students):
         assert_same_student(population, row, student)
+    grads, _ = population.meta_gradient(batches(make_batch, 0))
+    for row, (student, batch) in enumerate(zip(students, batches(make_batch, 0), strict=True)):
+        for name, g in student.meta_gradient(batch).items():
+            torch.testing.assert_close(grads[name][row], g, rtol=1e-10, atol=1e-12)
     for step in range(3):
         step_batches = batches(make_batch, step)
         metrics = population.meta_step(step_batches)

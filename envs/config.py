@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import difflib
 import math
-import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+from metacurriculum.student.hyperparams import DEFAULTS, check_hyperparams, check_real
 
 #: ``omniglot_protocol`` values (the loader's ``PROTOCOLS``; kept here so that reading
 #: a config does not import torch).
 OMNIGLOT_PROTOCOLS = ("maml", "background")
 
 
-#: Settings that take a real number (``omega_init`` also ``None``), checked by type first.
+#: Settings that take a real number (``omega_init`` also ``None``), checked by type first
+#: (the student's ``inner_lr`` and ``meta_lr`` by :func:`check_hyperparams`).
 REAL_SETTINGS = (
     "omega_noise",
     "omega_min",
-    "inner_lr",
-    "meta_lr",
     "omega_init",
     "omega_step",
     "divergence_penalty",
@@ -54,17 +54,20 @@ class MetaCurriculumConfig:
             the student does, so it teaches nothing; ``omega_min=1`` gives the paper's
             literal range ``[1, n_max]``.
 
-    Student (see :class:`~metacurriculum.student.StudentConfig`):
+    Student (see :class:`~metacurriculum.student.StudentConfig`; ``inner_lr``, ``meta_lr``,
+    ``inner_steps``, ``first_order``, ``batching`` and ``init`` take their defaults and
+    checks from :class:`~metacurriculum.student.hyperparams.MAMLHyperParams`, as the
+    student's do):
         student: the student behind the env: ``"maml"`` or ``"analytic"`` (a closed-form
             fake with the same interface, for teacher development and tests).
         hidden: convolution filters per block.
         depth: convolution blocks.
         inner_lr: inner-loop learning rate (Table I: 0.1).
         meta_lr: Adam learning rate of the meta-update (Table I: 0.001).
-        inner_steps: inner-loop gradient steps (Table I: 5).
+        inner_steps: inner-loop gradient steps (Table I: 5; 0 trains without adaptation).
         meta_batch: tasks per meta-step (Table I: 8).
         first_order: first-order MAML instead of second-order.
-        batching: ``"auto"``, ``"loop"`` or ``"vmap"`` (see the student).
+        batching: ``"auto"``, ``"loop"``, ``"vmap"`` or ``"grouped"`` (see the student).
         init: the weight initialisation: ``"torch"`` (default), ``"xavier"`` or
             ``"kaiming"`` (see :class:`~metacurriculum.student.StudentConfig`).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
@@ -98,13 +101,13 @@ class MetaCurriculumConfig:
     student: str = "maml"
     hidden: int = 64
     depth: int = 4
-    inner_lr: float = 0.1
-    meta_lr: float = 0.001
-    inner_steps: int = 5
+    inner_lr: float = DEFAULTS.inner_lr
+    meta_lr: float = DEFAULTS.meta_lr
+    inner_steps: int = DEFAULTS.inner_steps
     meta_batch: int = 8
-    first_order: bool = False
-    batching: str = "auto"
-    init: str = "torch"
+    first_order: bool = DEFAULTS.first_order
+    batching: str = DEFAULTS.batching
+    init: str = DEFAULTS.init
     device: str = "auto"
 
     budget: int = 1000
@@ -125,7 +128,6 @@ class MetaCurriculumConfig:
             "k_shot",
             "q_query",
             "eval_q_query",
-            "inner_steps",
             "meta_batch",
             "budget",
             "update_rate",
@@ -139,14 +141,9 @@ class MetaCurriculumConfig:
                 raise ValueError(f"{name}={value!r} must be an integer >= 1.")
         for name in REAL_SETTINGS:
             value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or isinstance(value, bool):
-                if name == "omega_init" and value is None:
-                    continue
-                default = self.__dataclass_fields__[name].default
-                raise ValueError(
-                    f"{name}={value!r} must be a real number, not {type(value).__name__} "
-                    f"(the default is {default!r})."
-                )
+            if not (name == "omega_init" and value is None):
+                check_real(name, value, self.__dataclass_fields__[name].default)
+        check_hyperparams(self)
         if self.budget < self.update_rate:
             raise ValueError(
                 f"budget={self.budget} meta-steps is less than one env step "
@@ -170,7 +167,7 @@ class MetaCurriculumConfig:
             raise ValueError(
                 f"action_type={self.action_type!r} is not one of 'continuous', 'discrete'."
             )
-        for name in ("omega_noise", "omega_step", "inner_lr", "meta_lr"):
+        for name in ("omega_noise", "omega_step"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}={value!r} must be a finite number >= 0.")

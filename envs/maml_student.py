@@ -12,21 +12,19 @@ from metacurriculum.envs.data import load_dataset
 from metacurriculum.envs.students import AdaptationCurves, Measurement, chance_loss
 from metacurriculum.envs.tasks import TaskDistribution
 from metacurriculum.student import MAML, Evaluation, StudentConfig
+from metacurriculum.student.hyperparams import HYPERPARAMS
 
 
 def student_config(config: MetaCurriculumConfig) -> StudentConfig:
-    """The :class:`StudentConfig` an env's settings describe."""
+    """The :class:`StudentConfig` an env's settings describe: the network's shape and
+    device, and every MAML hyper-parameter (:data:`HYPERPARAMS`) under its own name."""
+    hyperparams = {name: getattr(config, name) for name in HYPERPARAMS}
     return StudentConfig(
         n_max=config.n_max,
         hidden=config.hidden,
         depth=config.depth,
-        inner_lr=config.inner_lr,
-        meta_lr=config.meta_lr,
-        inner_steps=config.inner_steps,
-        first_order=config.first_order,
-        batching=config.batching,
-        init=config.init,
         device=config.device,
+        **hyperparams,
     )
 
 

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-BATCHINGS = ("auto", "loop", "vmap", "grouped")
-#: Weight initialisations (:func:`~metacurriculum.student.network.init_params` says what each draws).
-INITS = ("torch", "xavier", "kaiming")
+from metacurriculum.student.hyperparams import BATCHINGS, DEFAULTS, check_hyperparams
+
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -36,6 +35,10 @@ def feature_size(image_size: int, depth: int) -> int:
 @dataclass(frozen=True)
 class StudentConfig:
     """Configuration of a MAML student (the paper's Table I by default, MAML's Omniglot net).
+
+    Its MAML hyper-parameters (``inner_lr``, ``meta_lr``, ``inner_steps``,
+    ``first_order``, ``batching``, ``init``) take their defaults and checks from
+    :class:`~metacurriculum.student.hyperparams.MAMLHyperParams`, as the env's settings do.
 
     Attributes:
         n_max: Number of logits of the network, N_max. A task with ``n`` classes
@@ -75,29 +78,25 @@ class StudentConfig:
     image_size: int = 28
     hidden: int = 64
     depth: int = 4
-    inner_lr: float = 0.1
-    meta_lr: float = 0.001
-    inner_steps: int = 5
-    first_order: bool = False
-    batching: str = "auto"
+    inner_lr: float = DEFAULTS.inner_lr
+    meta_lr: float = DEFAULTS.meta_lr
+    inner_steps: int = DEFAULTS.inner_steps
+    first_order: bool = DEFAULTS.first_order
+    batching: str = DEFAULTS.batching
     device: str = "auto"
     dtype: str = "float32"
     bn_eps: float = 1e-5
-    init: str = "torch"
+    init: str = DEFAULTS.init
 
     def __post_init__(self) -> None:
         for name, low in (("n_max", 1), ("in_channels", 1), ("hidden", 1), ("depth", 1)):
             _check_int(name, getattr(self, name), low)
         _check_int("image_size", self.image_size, 2)
-        _check_int("inner_steps", self.inner_steps, 0)
-        for name in ("inner_lr", "meta_lr", "bn_eps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"StudentConfig.{name} must be a float, got {value!r}.")
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"StudentConfig.{name} must be finite and > 0, got {value!r}.")
-        if not isinstance(self.first_order, bool):
-            raise TypeError(f"StudentConfig.first_order must be a bool, got {self.first_order!r}.")
+        check_hyperparams(self, owner="StudentConfig.")
+        if isinstance(self.bn_eps, bool) or not isinstance(self.bn_eps, (int, float)):
+            raise TypeError(f"StudentConfig.bn_eps must be a float, got {self.bn_eps!r}.")
+        if not (math.isfinite(self.bn_eps) and self.bn_eps > 0):
+            raise ValueError(f"StudentConfig.bn_eps must be finite and > 0, got {self.bn_eps!r}.")
         if feature_size(self.image_size, self.depth) < 1:
             largest = int(math.log2(self.image_size))
             raise ValueError(
@@ -105,12 +104,6 @@ class StudentConfig:
                 f"{self.depth} 2x2 max-pools shrink the image to nothing; use depth <= {largest} "
                 "or larger images."
             )
-        if self.batching not in BATCHINGS:
-            raise ValueError(
-                f"StudentConfig.batching={self.batching!r} is unknown; use one of {BATCHINGS}."
-            )
-        if self.init not in INITS:
-            raise ValueError(f"StudentConfig.init={self.init!r} is unknown; use one of {INITS}.")
         if self.dtype not in DTYPES:
             raise ValueError(
                 f"StudentConfig.dtype={self.dtype!r} is unknown; use one of {tuple(DTYPES)}."

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from metacurriculum.student.config import INITS, StudentConfig, feature_size
+from metacurriculum.student.config import StudentConfig, feature_size
+from metacurriculum.student.hyperparams import INITS
 
 Params = dict[str, Tensor]
 

@@ -177,8 +177,8 @@ BAD_CONFIGS = {
     "bad_dtype": ({"dtype": "float16"}, "dtype='float16' is unknown"),
     "zero_logits": ({"n_max": 0}, "n_max must be >= 1, got 0"),
     "too_deep": ({"depth": 5}, "depth=5 is too deep for image_size=28.*depth <= 4"),
-    "negative_inner_lr": ({"inner_lr": -0.1}, "inner_lr must be finite and > 0"),
-    "negative_inner_steps": ({"inner_steps": -1}, "inner_steps must be >= 0"),
+    "negative_inner_lr": ({"inner_lr": -0.1}, "inner_lr=-0.1 must be a finite number > 0"),
+    "negative_inner_steps": ({"inner_steps": -1}, "inner_steps=-1 must be an integer >= 0"),
     "float_hidden": ({"hidden": 6.5}, "hidden must be an int"),
     "unknown_init": ({"init": "orthogonal"}, r"init='orthogonal' is unknown; use one of \('torch'"),
 }

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from metacurriculum.student.hyperparams import DEFAULTS, INITS
+
 #: learn2learn 0.2.0 on the same workload (Omniglot 5-way 1-shot, background protocol,
 #: Table I, second order, seed 0, 200 evaluation tasks with 15 queries per class):
 #: post-adaptation accuracy by meta-step; its standard error is about 0.7 points.
@@ -65,15 +67,15 @@ class LearningSpeedConfig:
     q_query: int = 5
     eval_q_query: int = 15
     meta_batch: int = 8
-    inner_steps: int = 5
-    inner_lr: float = 0.1
-    meta_lr: float = 0.001
-    first_order: bool = False
+    inner_steps: int = DEFAULTS.inner_steps
+    inner_lr: float = DEFAULTS.inner_lr
+    meta_lr: float = DEFAULTS.meta_lr
+    first_order: bool = DEFAULTS.first_order
     hidden: int = 64
     depth: int = 4
     steps: tuple[int, ...] = (100, 200)
     seeds: tuple[int, ...] = (0, 1, 2)
-    inits: tuple[str, ...] = ("torch", "xavier", "kaiming")
+    inits: tuple[str, ...] = INITS
     protocol: str = "background"
     eval_tasks: int = 200
     eval_seed: int = 12345

@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from metacurriculum.student import MAML, MetaBatch, ReferenceMAML, StudentConfig
+from metacurriculum.student.hyperparams import DEFAULTS
 
 PATHS = ("reference", "loop", "vmap", "grouped", "auto")
 ORDERS = {"second": False, "first": True}
@@ -67,7 +68,7 @@ class Shape:
     k_shot: int = 1
     q_query: int = 15
     meta_batch: int = 8
-    inner_steps: int = 5
+    inner_steps: int = DEFAULTS.inner_steps
     hidden: int = 64
     depth: int = 4
     image_size: int = 28

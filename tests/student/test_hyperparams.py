@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from metacurriculum.benchmarks.presets import TABLE_I
 from metacurriculum.envs import MetaCurriculumConfig, MetaCurriculumEnv
 from metacurriculum.envs.maml_student import student_config
 from metacurriculum.student import StudentConfig
@@ -79,6 +80,12 @@ def test_the_defaults_are_table_one_and_the_measured_init():
     assert DEFAULTS == MAMLHyperParams(
         inner_lr=0.1, meta_lr=0.001, inner_steps=5, first_order=False, batching="auto", init="torch"
     )
+    # The paper presets spell Table I out; the library's defaults must still be it.
+    assert {name: TABLE_I[name] for name in HYPERPARAMS if name in TABLE_I} == {
+        "inner_lr": DEFAULTS.inner_lr,
+        "meta_lr": DEFAULTS.meta_lr,
+        "inner_steps": DEFAULTS.inner_steps,
+    }
 
 
 def test_the_env_passes_every_hyperparameter_to_its_student():

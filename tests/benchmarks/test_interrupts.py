@@ -7,6 +7,7 @@ how long the exit took, that no process of the group is left, and the run folder
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -100,17 +101,22 @@ def test_signal_stops_every_worker_within_seconds(tmp_path, signals, to_group, s
             if i:
                 time.sleep(0.3)
             (os.killpg if to_group else os.kill)(process.pid, signum)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the command still runs 30 s after the signal")
         took = time.monotonic() - sent
+        gone = group_gone(process.pid, within=2.0)
+        left = group_members(process.pid)
     finally:
-        if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):  # a failed test leaves nothing behind
             os.killpg(process.pid, signal.SIGKILL)
     stderr = process.stderr.read()
     assert process.returncode == status, stderr
     assert took < EXIT_WITHIN + 0.3 * (len(signals) - 1), f"exit took {took:.1f} s"
+    assert gone, f"processes outlived the command: {left}"
     assert "interrupted" in stderr and "rerun the same command" in stderr
     assert "Traceback" not in stderr, stderr
-    assert group_gone(process.pid, within=2.0), group_members(process.pid)
     folders = run_folders(tmp_path)
     cut = [f for f in folders if unfinished_reason(f) is not None]
     assert cut, "the signal came while runs were in progress"
@@ -123,9 +129,13 @@ def test_signal_stops_every_worker_within_seconds(tmp_path, signals, to_group, s
 def test_rerun_after_ctrl_c_finishes_with_the_results_of_an_uncut_benchmark(tmp_path):
     cut, clean = tmp_path / "cut", tmp_path / "clean"
     process = start(cut)
-    wait_until_running(process, cut)
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=30) == 130
+    try:
+        wait_until_running(process, cut)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
     finished = {
         f: (f / "done.json").read_bytes() for f in run_folders(cut) if not unfinished_reason(f)
     }

@@ -305,8 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="run teachers x envs x seeds, then aggregate and plot",
         description="Run every teacher on every env from every seed; each run gets its own "
-        "folder OUT/<env_id>/<teacher>/seed_<s>/. Finished runs are kept, interrupted ones "
-        "redone: rerun the same command to finish. Options override the preset's fields.",
+        "folder OUT/<env_id>/<teacher>/seed_<s>/. Finished runs are kept, interrupted or "
+        "damaged ones redone: rerun the same command to finish. Ctrl-C or SIGTERM stops "
+        "every worker within seconds (exit status 130 or 143). Options override the "
+        "preset's fields.",
         epilog=_epilog(),
         formatter_class=formatter,
     )

@@ -20,9 +20,20 @@ VECTOR_ENTRY_POINT = "metacurriculum.envs.vector_env:MetaCurriculumVectorEnv"
 ENV_SPECS: dict[str, dict[str, Any]] = {
     # The paper's MNIST experiment: 10 relabelled digits, 2000 meta-steps.
     "MetaCurriculum-MNIST-v0": {"dataset": "mnist", "n_max": 10, "budget": 2000},
-    # The paper's Omniglot experiments: 1000 meta-steps, 1-shot.
-    "MetaCurriculum-Omniglot5-v0": {"dataset": "omniglot", "n_max": 5, "budget": 1000},
-    "MetaCurriculum-Omniglot20-v0": {"dataset": "omniglot", "n_max": 20, "budget": 1000},
+    # The paper's Omniglot experiments: 1000 meta-steps, 1-shot, MAML's protocol (1100/100/423
+    # characters, rotations as classes).
+    "MetaCurriculum-Omniglot5-v0": {
+        "dataset": "omniglot",
+        "omniglot_protocol": "maml",
+        "n_max": 5,
+        "budget": 1000,
+    },
+    "MetaCurriculum-Omniglot20-v0": {
+        "dataset": "omniglot",
+        "omniglot_protocol": "maml",
+        "n_max": 20,
+        "budget": 1000,
+    },
     # Real Omniglot data, a tiny network and budget: seconds per episode on a CPU.
     "MetaCurriculum-Tiny-v0": {
         "dataset": "omniglot",

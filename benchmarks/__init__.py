@@ -27,14 +27,18 @@ from metacurriculum.benchmarks.harness import (
 )
 from metacurriculum.benchmarks.plots import plot_all
 from metacurriculum.benchmarks.presets import PRESETS, Preset, resolve
+from metacurriculum.benchmarks.run_folders import DamagedRunError
 from metacurriculum.benchmarks.stats import load_runs, summarize
 from metacurriculum.benchmarks.tables import report
+from metacurriculum.benchmarks.workers import Interrupted
 
 __all__ = [
     "PRESETS",
     "BenchConfig",
     "BenchmarkError",
     "ConfigMismatchError",
+    "DamagedRunError",
+    "Interrupted",
     "Preset",
     "RunSpec",
     "execute_run",

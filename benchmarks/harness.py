@@ -330,7 +330,7 @@ def execute_run(
     Returns:
         The summary written to ``done.json``.
     """
-    from metacurriculum.teachers import make_teacher
+    from metacurriculum.teachers import make_teacher, teacher_summary
 
     folder = spec.folder(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -387,6 +387,8 @@ def execute_run(
             "eval_seconds": round(time.perf_counter() - start - train_seconds, 3),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "config_digest": config_digest(config),
+            # The teacher's own statistics, e.g. how often its decision, not a floor, set ω.
+            **teacher_summary(teacher),
         }
     )
     env.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -82,6 +83,19 @@ def test_run_folder_holds_config_steps_evaluation_student_and_done(tmp_path):
     target = [(s["meta_step"], s["target_loss"]) for s in steps]
     assert summary["target_loss_auc"] == pytest.approx(target_loss_auc(target))
     assert min(t for _, t in target) < summary["target_loss_auc"] < max(t for _, t in target)
+    # The teacher's own statistics: how often its decision, not its floor, set ω.
+    own = summary["teacher/own_decision_fraction"]
+    assert 0.0 <= own <= 1.0
+    assert summary["teacher/up_fraction"] + summary["teacher/down_fraction"] <= 1.0
+
+
+def test_runs_csv_shows_each_runs_teacher_statistics(tmp_path):
+    for teacher in ("adaptive", "none"):
+        execute_run(RunSpec(ANALYTIC, teacher, 0, env_kwargs=TINY_ANALYTIC, eval_tasks=3), tmp_path)
+    tables.report(tmp_path)
+    rows = {r["teacher"]: r for r in csv.DictReader(open(tmp_path / "runs.csv"))}
+    assert 0.0 <= float(rows["adaptive"]["teacher/own_decision_fraction"]) <= 1.0
+    assert rows["none"]["teacher/own_decision_fraction"] == ""  # a teacher with no summary()
 
 
 def test_target_loss_auc_is_the_mean_target_loss_over_training():

@@ -170,11 +170,10 @@ def table(records: Sequence[dict[str, Any]], reference: dict[int, float] | None 
             key=lambda r: r["seed"],
         )
         mean, half = mean_ci([r["accuracy"] for r in rows])
+        spread = f" ± {half:.1%}" if len(rows) > 1 else " (one seed)"
         seeds = ", ".join(f"{r['accuracy']:.1%}" for r in rows)
         ref = f"{reference[step]:.1%}" if reference and step in reference else "–"
-        lines.append(
-            f"| {init} | {step} | {len(rows)} | {mean:.1%} ± {half:.1%} | {seeds} | {ref} |"
-        )
+        lines.append(f"| {init} | {step} | {len(rows)} | {mean:.1%}{spread} | {seeds} | {ref} |")
     return "\n".join(lines)
 
 

@@ -55,6 +55,9 @@ def test_table_gives_mean_ci_and_the_reference():
     ]
     table = bench.table(records, bench.REFERENCE_5WAY)
     assert "| torch | 100 | 2 | 85.0% ± 12.7% | 84.0%, 86.0% | 85.7% |" in table
+    assert "| torch | 100 | 1 | 84.0% (one seed) | 84.0% | 85.7% |" in bench.table(
+        records[:1], bench.REFERENCE_5WAY
+    )
 
 
 def test_a_damaged_results_file_names_itself(tmp_path):

@@ -1,13 +1,14 @@
-"""Executing a benchmark: its one config, runs in this process or in spawned workers, progress.
+"""Executing a benchmark: its one config, the executor that runs it, progress.
 
 ``run_benchmark(BenchConfig(...))`` expands the config into runs
 (:func:`~metacurriculum.benchmarks.harness.expand`), checks names, settings and that
-the output folder is writable, skips finished runs, and executes the rest: in this
-process when one process suffices, else in spawned worker processes
-(:mod:`~metacurriculum.benchmarks.workers`). Each run gets ``cores // workers`` torch
-threads (``workers`` as requested, not as many as runs are left, so that a resumed
-benchmark computes the same numbers), or ``threads``. A tqdm bar shows runs done and
-meta-steps (plain log lines when stderr is not a terminal).
+the output folder is writable, skips finished runs, and hands the rest to the
+config's executor (:mod:`~metacurriculum.benchmarks.executors`): ``processes`` (the
+default: in this process when one process suffices, else in spawned worker processes),
+``inline`` or ``ray``. Each run gets ``cores // workers`` torch threads (``workers`` as
+requested, not as many as runs are left, so that a resumed benchmark computes the same
+numbers), or ``threads``. A tqdm bar shows runs done and meta-steps (plain log lines
+when stderr is not a terminal).
 
 Interrupts: SIGINT (Ctrl-C) and SIGTERM raise
 :class:`~metacurriculum.benchmarks.workers.Interrupted`, after every worker has
@@ -20,11 +21,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from metacurriculum.benchmarks.executors import Job, RunEvents, make_executor
 from metacurriculum.benchmarks.harness import (
     BenchmarkError,
     RunSpec,
@@ -34,18 +35,14 @@ from metacurriculum.benchmarks.harness import (
     validate,
 )
 from metacurriculum.benchmarks.run_folders import check_writable
-from metacurriculum.benchmarks.workers import (
-    Interrupted,
-    import_modules,
-    interruptible,
-    run_pool,
-)
+from metacurriculum.benchmarks.workers import Interrupted, import_modules, interruptible
 
 __all__ = [
     "BenchConfig",
     "Interrupted",
     "Progress",
     "available_cores",
+    "execute_run",
     "import_modules",
     "interruptible",
     "run_benchmark",
@@ -71,6 +68,8 @@ class BenchConfig:
         out: output root; runs go to ``<out>/<env_id>/<teacher>/seed_<s>/``.
         workers: parallel processes; 1 runs in this process; ``None`` one per core
             (at most one per pending run; a single pending run runs in this process).
+            With the ``ray`` executor: at most this many runs at once (``None``: as many
+            as the cluster's resources allow).
         threads: torch threads per run; ``None``: ``cores // workers``, at least 1, from
             the requested ``workers`` (not the runs left, so a resume computes the same
             numbers). Small CPU students run fastest on one thread each (and far slower
@@ -80,6 +79,16 @@ class BenchConfig:
         plots: draw the plots at the end.
         imports: modules imported here and in every worker before anything runs, e.g.
             ones that register your own env ids or teachers.
+        executor: how the runs are executed: ``"processes"`` (local processes, as
+            ``workers`` says), ``"inline"`` (in this process) or ``"ray"`` (Ray tasks);
+            any name registered with
+            :func:`~metacurriculum.benchmarks.executors.register_executor`.
+        ray_address: the Ray cluster of the ``ray`` executor (``"auto"``, ``"ray://..."``);
+            ``None``: ``$RAY_ADDRESS``, else a local Ray started for the benchmark and
+            shut down after it.
+        gpus_per_run: GPUs each Ray task asks for, whole or a fraction (``0.25``: four
+            runs share a GPU); ``None``: 1 when the cluster has GPUs and the runs' device
+            is not ``"cpu"``, else 0.
     """
 
     envs: Sequence[str] = ("MetaCurriculum-Analytic-v0",)
@@ -96,6 +105,9 @@ class BenchConfig:
     overwrite: bool = False
     plots: bool = True
     imports: Sequence[str] = ()
+    executor: str = "processes"
+    ray_address: str | None = None
+    gpus_per_run: float | None = None
 
     def specs(self) -> list[RunSpec]:
         """The runs of this benchmark (see :func:`~metacurriculum.benchmarks.harness.expand`)."""
@@ -143,12 +155,15 @@ def run_benchmark(config: BenchConfig, *, progress: bool | None = None) -> list[
             (within seconds); finished runs are kept, unfinished ones redone next time.
     """
     import_modules(config.imports)
+    executor = make_executor(config.executor)
     specs = config.specs()
     validate(specs)
     if (config.workers is not None and config.workers < 1) or (config.threads or 1) < 1:
         raise BenchmarkError(
             f"workers={config.workers} and threads={config.threads} must be >= 1 (or None)."
         )
+    if config.gpus_per_run is not None and config.gpus_per_run < 0:
+        raise BenchmarkError(f"gpus_per_run={config.gpus_per_run} must be >= 0 (or None).")
     check_writable(config.out)
     pending = plan(specs, config.out, overwrite=config.overwrite)
     logger.info(
@@ -157,24 +172,15 @@ def run_benchmark(config: BenchConfig, *, progress: bool | None = None) -> list[
     if not pending:
         return specs
     workers, threads = schedule(config, len(pending))
+    job = Job(config.out, tuple(config.imports), workers, threads, config)
     bar = Progress(pending, enabled=sys.stderr.isatty() if progress is None else progress)
+    events = RunEvents(config.out, bar)
     try:
         with interruptible():
-            if workers == 1:
-                failures = _run_here(pending, config.out, bar, threads)
-            else:
-                failures = []
-
-                def done(spec: RunSpec, summary: dict[str, Any] | None, error: str | None) -> None:
-                    if error is not None:
-                        failures.append((spec, _record_failure(spec, config.out, error)))
-                    bar.finish(spec, summary)
-
-                run_pool(
-                    pending, config.out, config.imports, workers, threads, bar.step, on_done=done
-                )
+            executor.run(pending, job, events)
     finally:
         bar.close()
+    failures = events.failures
     if failures:
         lines = [f"  {spec.folder(config.out)}: {message}" for spec, message in failures]
         raise BenchmarkError(
@@ -196,36 +202,6 @@ def schedule(config: BenchConfig, pending: int) -> tuple[int, int]:
     requested = config.workers or cores
     threads = config.threads or max(1, cores // requested)
     return min(requested, pending), threads
-
-
-def _record_failure(spec: RunSpec, out: str, error: BaseException | str) -> str:
-    text = error if isinstance(error, str) else "".join(traceback.format_exception(error))
-    folder = spec.folder(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "error.txt").write_text(text)
-    return text.strip().splitlines()[-1] if text.strip() else "failed"
-
-
-def _run_here(
-    pending: Sequence[RunSpec], out: str, bar: Progress, threads: int
-) -> list[tuple[RunSpec, str]]:
-    import torch
-
-    failures, before = [], torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        for spec in pending:
-            try:
-                summary = execute_run(spec, out, on_step=bar.step)
-            except Exception as error:  # one failed run must not stop the others
-                failures.append((spec, _record_failure(spec, out, error)))
-                bar.finish(spec, None)
-            else:
-                (spec.folder(out) / "error.txt").unlink(missing_ok=True)
-                bar.finish(spec, summary)
-    finally:
-        torch.set_num_threads(before)
-    return failures
 
 
 class Progress:

@@ -105,7 +105,6 @@ def _worker_main(conn: Connection, threads: int, imports: Sequence[str]) -> None
             except Exception:  # the parent records it; a traceback object does not pickle
                 conn.send(("done", spec.name, None, traceback.format_exc()))
             else:
-                (spec.folder(out) / "error.txt").unlink(missing_ok=True)
                 conn.send(("done", spec.name, summary, None))
     except (EOFError, BrokenPipeError):  # the parent is gone: stop
         return

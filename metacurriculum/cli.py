@@ -222,6 +222,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         out=args.out,
         workers=args.workers,
         threads=args.threads,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        gpus_per_run=args.gpus_per_run,
         overwrite=args.overwrite or None,
         plots=False if args.no_plots else None,
         imports=args.imports,
@@ -345,6 +348,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="parallel processes; 1 runs in this process (default: one per core)",
     )
     add("--threads", type=int, help="torch threads per run (default: cores // workers, >= 1)")
+    add(
+        "--executor",
+        metavar="NAME",
+        help="how runs are executed: processes (local processes, as --workers says; the "
+        "default), inline (in this process) or ray (Ray tasks, on one machine or a cluster)",
+    )
+    add(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="with --executor ray: the cluster to use, e.g. auto on a node of a cluster "
+        "started with `ray start` (default: $RAY_ADDRESS, else a local Ray for this command)",
+    )
+    add(
+        "--gpus-per-run",
+        type=float,
+        metavar="G",
+        help="with --executor ray: GPUs each run asks for, e.g. 0.25 to share a GPU "
+        "between four runs (default: 1 when the cluster has GPUs and --device is not cpu)",
+    )
     add(
         "--eval-tasks",
         type=int,

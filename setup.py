@@ -52,6 +52,7 @@ setup(
         "sb3": ["stable-baselines3>=2.4,<3"],
         "plots": ["matplotlib>=3.7"],
         "stats": ["scipy>=1.10"],
+        "ray": ["ray>=2.60,<3"],
         "dev": [
             "pytest>=7",
             "ruff>=0.5",
@@ -59,6 +60,7 @@ setup(
             "matplotlib>=3.7",
             "stable-baselines3>=2.4,<3",
             "pillow>=9",
+            "ray>=2.60,<3",
         ],
     },
     entry_points={"console_scripts": ["metacurriculum=metacurriculum.cli:main"]},

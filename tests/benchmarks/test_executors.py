@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,3 +118,18 @@ def test_write_run_writes_done_json_last_and_refuses_missing_files(tmp_path, mon
     assert {name: (folder / name).read_bytes() for name in RUN_FILES} == contents
     with pytest.raises(BenchmarkError, match=r"lack.*student\.pt"):
         write_run(folder, {k: v for k, v in contents.items() if k != "student.pt"})
+
+
+def test_importing_the_package_never_imports_ray():
+    code = (
+        "import sys, metacurriculum, metacurriculum.cli, metacurriculum.benchmarks\n"
+        "import metacurriculum.benchmarks.ray_executor\n"
+        "assert 'ray' not in sys.modules, sorted(m for m in sys.modules if 'ray' in m)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_without_ray_installed_the_error_names_the_extra(monkeypatch, tiny_config):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(BenchmarkError, match=r"metacurriculum\[ray\]"):
+        run_benchmark(tiny_config(executor="ray"))

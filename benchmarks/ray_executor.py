@@ -1,0 +1,219 @@
+"""The ``ray`` executor: each run is a Ray task; the driver writes every run folder.
+
+``metacurriculum bench --executor ray [--ray-address ADDRESS]`` connects to
+``ADDRESS`` (else ``$RAY_ADDRESS``, else a local Ray started for the command and shut
+down after it; a Ray already initialised in this process is used and left running).
+
+- **Resources.** A task asks for ``num_cpus`` = the run's torch threads and
+  ``num_gpus`` = ``gpus_per_run`` (whole or fractional; by default 1 when the cluster has
+  GPUs and the run's device is not ``"cpu"``). Ray runs as many tasks at once as the
+  cluster's resources allow (at most ``workers``, when given).
+- **No shared disk.** A task runs :func:`~metacurriculum.benchmarks.harness.execute_run`
+  into a temporary folder on its worker and returns the folder's files as bytes; the
+  driver writes them (:func:`~metacurriculum.benchmarks.executors.write_run`,
+  ``done.json`` last). Resume, ``--overwrite`` and the results are those of the local
+  executors.
+- **Progress.** Tasks post their meta-steps to a small actor that the driver drains
+  while it waits, so the bars and per-run lines are those of a local benchmark.
+- **Failures.** A run that raises is reported with its traceback; a task whose worker
+  dies (killed, out of memory) is retried :attr:`RayExecutor.max_retries` times, then
+  reported failed. The other runs go on.
+- **Interrupts.** On SIGINT or SIGTERM every pending task is cancelled (force) before
+  :class:`~metacurriculum.benchmarks.workers.Interrupted` is raised.
+
+Ray is an optional dependency (``pip install "metacurriculum[ray]"``), imported only
+when this executor runs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from metacurriculum.benchmarks.executors import Job, RunEvents, run_contents, write_run
+from metacurriculum.benchmarks.harness import BenchmarkError, RunSpec, execute_run
+from metacurriculum.benchmarks.workers import _signals, import_modules, interruptible
+
+__all__ = ["RayExecutor", "import_ray"]
+
+#: Seconds between a task's progress reports (and its last step, always reported).
+REPORT_EVERY = 0.25
+
+
+def import_ray() -> Any:
+    """The ``ray`` module.
+
+    Raises:
+        BenchmarkError: when Ray is not installed, naming the extra to install.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise BenchmarkError(
+            'the ray executor needs Ray: pip install "metacurriculum[ray]" '
+            '(or pip install "ray>=2.60").'
+        ) from None
+    return ray
+
+
+class _Inbox:
+    """An actor holding the meta-steps tasks post, until the driver takes them."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, int, int]] = []
+
+    def post(self, name: str, meta_step: int, budget: int) -> None:
+        self.messages.append((name, meta_step, budget))
+
+    def take(self) -> list[tuple[str, int, int]]:
+        messages, self.messages = self.messages, []
+        return messages
+
+
+def run_task(spec: RunSpec, threads: int, imports: Sequence[str], inbox: Any) -> dict[str, Any]:
+    """One run on a Ray worker, in a temporary folder: ``{"summary", "files"}`` on success,
+    ``{"error": traceback}`` when the run raised."""
+    import torch
+
+    import metacurriculum  # noqa: F401 - registers the env ids in this worker
+
+    torch.set_num_threads(threads)
+    last = 0.0
+
+    def report(spec: RunSpec, meta_step: int, budget: int) -> None:
+        nonlocal last
+        if meta_step >= budget or time.monotonic() - last >= REPORT_EVERY:
+            last = time.monotonic()
+            inbox.post.remote(spec.name, meta_step, budget)
+
+    try:
+        import_modules(imports)
+        with tempfile.TemporaryDirectory(prefix="metacurriculum-") as tmp:
+            summary = execute_run(spec, tmp, on_step=report)
+            return {"summary": summary, "files": run_contents(spec.folder(tmp))}
+    except Exception:  # the driver reports it; the other runs go on
+        return {"error": traceback.format_exc()}
+
+
+class RayExecutor:
+    """Runs each pending run as a Ray task (see the module's description).
+
+    Attributes:
+        max_retries: times a task whose worker died is retried before it is reported
+            failed (a run that raises is not retried: it would raise again).
+        poll: seconds between the driver's looks at progress and finished tasks.
+    """
+
+    max_retries: int = 2
+    poll: float = 0.5
+
+    def run(self, pending: Sequence[RunSpec], job: Job, events: RunEvents) -> None:
+        """See :meth:`~metacurriculum.benchmarks.executors.Executor.run`."""
+        ray = import_ray()
+        started = _connect(ray, job.config.ray_address)
+        try:
+            with interruptible():  # ray.init installs its own SIGTERM handler
+                self._run(ray, pending, job, events)
+        finally:
+            if started:
+                with _signals(_ignore):
+                    ray.shutdown()
+
+    def _run(self, ray: Any, pending: Sequence[RunSpec], job: Job, events: RunEvents) -> None:
+        gpus = {spec.name: _gpus(ray, spec, job.config.gpus_per_run) for spec in pending}
+        inbox = ray.remote(num_cpus=0)(_Inbox).remote()
+        task = ray.remote(run_task)
+        limit = job.config.workers or len(pending)
+        todo, running = list(pending), {}
+        try:
+            while todo or running:
+                while todo and len(running) < limit:
+                    spec = todo.pop(0)
+                    options = dict(num_cpus=job.threads, num_gpus=gpus[spec.name])
+                    ref = task.options(max_retries=self.max_retries, **options).remote(
+                        spec, job.threads, job.imports, inbox
+                    )
+                    running[ref] = spec
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=self.poll)
+                _show_steps(ray, inbox, running, events)
+                for ref in ready:
+                    self._collect(ray, ref, running.pop(ref), job, events)
+        finally:
+            if running:  # an interrupt or an error of the driver: stop every task
+                with _signals(_ignore):
+                    for ref in running:
+                        ray.cancel(ref, force=True)
+            ray.kill(inbox)
+
+    def _collect(self, ray: Any, ref: Any, spec: RunSpec, job: Job, events: RunEvents) -> None:
+        """Write the finished task's run folder, or report its failure."""
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayError as error:  # the worker died max_retries + 1 times
+            events.failed(spec, f"{type(error).__name__}: {error}")
+            return
+        if "error" in result:
+            events.failed(spec, result["error"])
+            return
+        try:
+            write_run(spec.folder(job.out), result["files"])
+        except (OSError, BenchmarkError) as error:
+            events.failed(spec, error)
+        else:
+            events.finished(spec, result["summary"])
+
+
+def _show_steps(ray: Any, inbox: Any, running: dict[Any, RunSpec], events: RunEvents) -> None:
+    """Report the meta-steps posted so far (late ones of runs already finished are dropped)."""
+    by_name = {spec.name: spec for spec in running.values()}
+    for name, meta_step, budget in ray.get(inbox.take.remote()):
+        if name in by_name:
+            events.step(by_name[name], meta_step, budget)
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """A signal handler that does nothing: cleanup must not be cut short."""
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Connect to the Ray cluster at ``address`` (or start a local one); whether this
+    call did, so that the caller shuts it down (or disconnects) after the benchmark.
+
+    A Ray already initialised in this process (by a script or a test) is used as it is.
+    """
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    except ConnectionError as error:
+        raise BenchmarkError(
+            f"cannot connect to the Ray cluster at {address!r} ({error}); start one with "
+            "`ray start --head`, or leave out --ray-address to run a local Ray."
+        ) from None
+    return True
+
+
+def _gpus(ray: Any, spec: RunSpec, requested: float | None) -> float:
+    """GPUs of ``spec``'s task: ``requested``, or 1 when it may use CUDA and the cluster has
+    GPUs, else 0.
+
+    Raises:
+        BenchmarkError: when GPUs are asked for (or the device is CUDA) and the cluster
+            has none: Ray would wait for them forever.
+    """
+    device = str(spec.env_settings().device)
+    available = ray.cluster_resources().get("GPU", 0)
+    if requested is None:
+        requested = 1.0 if available and device != "cpu" else 0.0
+    if available == 0 and (requested > 0 or device.startswith("cuda")):
+        raise BenchmarkError(
+            f"{spec.name} asks for {requested} GPU(s) on device {device!r}, but the Ray "
+            "cluster has no GPU; pass --device cpu (and --gpus-per-run 0), or start Ray "
+            "on nodes with GPUs."
+        )
+    return float(requested)

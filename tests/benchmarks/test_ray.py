@@ -1,0 +1,156 @@
+"""The ``ray`` executor on a local Ray (2 CPUs, no dashboard), started once per session."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from bench_helpers import run_numbers
+
+from metacurriculum.benchmarks import BenchmarkError, run_benchmark, tables
+from metacurriculum.benchmarks.ray_executor import RayExecutor
+from metacurriculum.benchmarks.run_folders import RUN_FILES, unfinished_reason
+from metacurriculum.teachers.base import TEACHERS
+
+HERE = Path(__file__).parent
+#: Files whose bytes hold no timing and must be equal between executors.
+EXACT = ("config.json", "evaluation.json", "student.pt")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray whose workers can import the test helpers (``faulty_teacher``)."""
+    import ray
+
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "RAY_DEDUP_LOGS": "0",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    before = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
+    ray.init(
+        num_cpus=2,
+        num_gpus=0,
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=256 * 2**20,
+        _temp_dir=temp,
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def faulty_teachers():
+    """Registers ``raising`` and ``crashing`` for one test; the module name for ``imports``."""
+    yield "faulty_teacher"
+    for name in ("raising", "crashing"):
+        TEACHERS.pop(name, None)
+    sys.modules.pop("faulty_teacher", None)
+
+
+def folders(out: str) -> list[Path]:
+    return sorted(p.parent for p in Path(out).glob("*/*/seed_*/done.json"))
+
+
+def test_ray_gives_the_results_of_the_inline_executor(ray_cluster, tiny_config, tmp_path):
+    settings = {"teachers": ("none", "random"), "seeds": (0, 1), "threads": 1}
+    inline = tiny_config(out=str(tmp_path / "inline"), executor="inline", **settings)
+    on_ray = tiny_config(out=str(tmp_path / "ray"), executor="ray", workers=None, **settings)
+    run_benchmark(inline)
+    run_benchmark(on_ray)
+    pairs = list(zip(folders(inline.out), folders(on_ray.out), strict=True))
+    assert len(pairs) == 4
+    for a, b in pairs:
+        assert a.relative_to(inline.out) == b.relative_to(on_ray.out)
+        assert sorted(p.name for p in b.iterdir()) == sorted(RUN_FILES)
+        assert {n: (a / n).read_bytes() for n in EXACT} == {n: (b / n).read_bytes() for n in EXACT}
+        assert run_numbers(a) == run_numbers(b)
+    for out in (inline.out, on_ray.out):
+        tables.report(out)
+    for name in ("runs.csv", "results.csv"):
+        assert (Path(inline.out) / name).read_bytes() == (Path(on_ray.out) / name).read_bytes()
+
+
+def test_ray_resumes_only_the_unfinished_runs(ray_cluster, tiny_config, caplog):
+    config = tiny_config(teachers=("none", "random"), seeds=(0,), executor="ray", threads=1)
+    run_benchmark(config)
+    cut, kept = (spec.folder(config.out) for spec in config.specs())
+    (cut / "done.json").unlink()  # as if interrupted
+    kept_files = {p.name: p.stat().st_mtime_ns for p in kept.iterdir()}
+    cut_numbers = run_numbers(cut)
+    bigger = tiny_config(teachers=("none", "random"), seeds=(0, 1), executor="ray", threads=1)
+    with caplog.at_level(logging.INFO, "metacurriculum"):
+        run_benchmark(bigger)
+    assert "4 runs, 1 finished before, 3 to do" in caplog.text
+    assert {p.name: p.stat().st_mtime_ns for p in kept.iterdir()} == kept_files
+    assert run_numbers(cut) == cut_numbers
+    assert all(unfinished_reason(spec.folder(config.out)) is None for spec in bigger.specs())
+
+
+def test_a_run_that_raises_is_reported_and_the_others_finish(
+    ray_cluster, tiny_config, faulty_teachers
+):
+    config = tiny_config(
+        teachers=("none", "raising"), seeds=(0, 1), executor="ray", imports=(faulty_teachers,)
+    )
+    with pytest.raises(BenchmarkError, match=r"1 of 4 runs failed(.|\n)*injected failure"):
+        run_benchmark(config)
+    for spec in config.specs():
+        folder = spec.folder(config.out)
+        if (spec.teacher, spec.seed) == ("raising", 1):
+            error = (folder / "error.txt").read_text()
+            assert "Traceback" in error and "RuntimeError: injected failure at step 3" in error
+            assert not (folder / "done.json").exists()
+        else:
+            assert unfinished_reason(folder) is None and not (folder / "error.txt").exists()
+
+
+def test_a_killed_worker_is_retried_a_bounded_number_of_times(
+    ray_cluster, tiny_config, faulty_teachers, tmp_path, monkeypatch
+):
+    """Seed 0's worker dies once (retried, then finished), seed 1's twice (reported)."""
+    monkeypatch.setattr(RayExecutor, "max_retries", 1)
+    markers = tmp_path / "crashes"
+    markers.mkdir()
+    config = tiny_config(
+        teachers=("none", "crashing"),
+        seeds=(0, 1),
+        teacher_kwargs={"crashing": {"marker_dir": str(markers)}},
+        executor="ray",
+        imports=(faulty_teachers,),
+    )
+    with pytest.raises(BenchmarkError, match=r"1 of 4 runs failed(.|\n)*WorkerCrashedError"):
+        run_benchmark(config)
+    assert sorted(p.name for p in markers.iterdir()) == ["seed_0.0", "seed_1.0", "seed_1.1"]
+    for spec in config.specs():
+        folder = spec.folder(config.out)
+        if (spec.teacher, spec.seed) == ("crashing", 1):
+            assert "WorkerCrashedError" in (folder / "error.txt").read_text()
+        else:
+            assert unfinished_reason(folder) is None
+    summary = json.loads((Path(config.out) / config.specs()[1].name / "done.json").read_text())
+    assert summary["env_steps"] == 10  # the retried run ran whole
+
+
+def test_gpus_on_a_cluster_without_any_fail_at_once(ray_cluster, tiny_config):
+    config = tiny_config(executor="ray", gpus_per_run=0.5)
+    with pytest.raises(BenchmarkError, match=r"0.5 GPU.*the Ray cluster has no GPU"):
+        run_benchmark(config)
+    assert not list(Path(config.out).glob("*/*/seed_*"))

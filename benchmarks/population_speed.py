@@ -57,6 +57,8 @@ class Result:
         seconds_per_step: Median wall time of one population meta-step.
         student_steps_per_second: ``R / seconds_per_step``.
         vs_single: ``student_steps_per_second`` over the single student's.
+        single_seconds_per_step: The single student's seconds per step, timed in the
+            same rounds (the baseline of ``vs_single``).
         peak_mib: Peak memory growth during the step(s), MiB (NaN when skipped).
     """
 
@@ -66,6 +68,7 @@ class Result:
     seconds_per_step: float
     student_steps_per_second: float
     vs_single: float
+    single_seconds_per_step: float
     peak_mib: float
 
 
@@ -182,12 +185,13 @@ def table(results: list[Result]) -> str:
     """The results as text."""
     lines = [
         f"{'order':<7}{'R':>4}  {'path':<9}{'s/step':>9}{'student-steps/s':>17}"
-        f"{'vs single':>11}{'peak MiB':>10}"
+        f"{'single s/step':>15}{'vs single':>11}{'peak MiB':>10}"
     ]
     for r in results:
         lines.append(
             f"{r.order:<7}{r.population:>4}  {r.path:<9}{r.seconds_per_step:>9.3f}"
-            f"{r.student_steps_per_second:>17.3f}{r.vs_single:>10.2f}x{r.peak_mib:>10.1f}"
+            f"{r.student_steps_per_second:>17.3f}{r.single_seconds_per_step:>15.3f}"
+            f"{r.vs_single:>10.2f}x{r.peak_mib:>10.1f}"
         )
     return "\n".join(lines)
 
@@ -261,7 +265,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
                     memory = peak_memory_in_subprocess(order, count, path, options, device, threads)
                 rate = count / seconds
                 vs_single = rate * timings["single"]
-                results.append(Result(order, count, path, seconds, rate, vs_single, memory))
+                single = timings["single"]
+                results.append(Result(order, count, path, seconds, rate, vs_single, single, memory))
                 print(
                     f"  {order} R={count} {path}: {seconds:.3f} s/step, {vs_single:.2f}x, "
                     f"{memory:.1f} MiB",

@@ -201,5 +201,5 @@ def test_population_speed_benchmark_runs_on_a_tiny_shape() -> None:
     assert set(timings) == {"single", "loop", "grouped"} and all(t > 0 for t in timings.values())
     assert runs["loop"].population.meta_steps == [1, 1, 1]
     assert bench.peak_memory_mib(shape, "first", "cpu", 2, "grouped") >= 0
-    result = bench.Result("second", 3, "loop", 2.0, 1.5, 1.5, 10.0)
+    result = bench.Result("second", 3, "loop", 2.0, 1.5, 1.5, 1.0, 10.0)
     assert "1.50x" in bench.table([result])

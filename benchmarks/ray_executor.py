@@ -36,11 +36,11 @@ from typing import Any
 
 from metacurriculum.benchmarks.executors import Job, RunEvents, run_contents, write_run
 from metacurriculum.benchmarks.harness import BenchmarkError, RunSpec, execute_run
-from metacurriculum.benchmarks.workers import _signals, import_modules, interruptible
+from metacurriculum.benchmarks.workers import Interrupted, _signals, import_modules
 
 __all__ = ["RayExecutor", "import_ray"]
 
-#: Seconds between a task's progress reports (and its last step, always reported).
+#: Seconds between a task's progress reports.
 REPORT_EVERY = 0.25
 
 
@@ -75,26 +75,32 @@ class _Inbox:
 
 
 def run_task(spec: RunSpec, threads: int, imports: Sequence[str], inbox: Any) -> dict[str, Any]:
-    """One run on a Ray worker, in a temporary folder: ``{"summary", "files"}`` on success,
-    ``{"error": traceback}`` when the run raised."""
+    """One run on a Ray worker, in a temporary folder: ``{"summary", "files", "last_step"}``
+    on success, ``{"error": traceback}`` when the run raised.
+
+    Meta-steps are posted to ``inbox`` at most every :data:`REPORT_EVERY` seconds; the
+    last one comes back with the result, so the bar ends exact however late posts land.
+    """
     import torch
 
     import metacurriculum  # noqa: F401 - registers the env ids in this worker
 
     torch.set_num_threads(threads)
-    last = 0.0
+    posted, latest = 0.0, (0, 0)
 
     def report(spec: RunSpec, meta_step: int, budget: int) -> None:
-        nonlocal last
-        if meta_step >= budget or time.monotonic() - last >= REPORT_EVERY:
-            last = time.monotonic()
+        nonlocal posted, latest
+        latest = (meta_step, budget)
+        if time.monotonic() - posted >= REPORT_EVERY:
+            posted = time.monotonic()
             inbox.post.remote(spec.name, meta_step, budget)
 
     try:
         import_modules(imports)
         with tempfile.TemporaryDirectory(prefix="metacurriculum-") as tmp:
             summary = execute_run(spec, tmp, on_step=report)
-            return {"summary": summary, "files": run_contents(spec.folder(tmp))}
+            files = run_contents(spec.folder(tmp))
+        return {"summary": summary, "files": files, "last_step": latest}
     except Exception:  # the driver reports it; the other runs go on
         return {"error": traceback.format_exc()}
 
@@ -115,9 +121,19 @@ class RayExecutor:
         """See :meth:`~metacurriculum.benchmarks.executors.Executor.run`."""
         ray = import_ray()
         started = _connect(ray, job.config.ray_address)
+        received: list[int] = []
+
+        def interrupt(signum: int, frame: Any) -> None:
+            received.append(signum)
+            raise Interrupted(signum)
+
         try:
-            with interruptible():  # ray.init installs its own SIGTERM handler
+            with _signals(interrupt):  # ray.init installs its own SIGTERM handler
                 self._run(ray, pending, job, events)
+        except KeyboardInterrupt as error:
+            if received and not isinstance(error, Interrupted):  # Ray's wait re-raised it
+                raise Interrupted(received[0]) from None
+            raise
         finally:
             if started:
                 with _signals(_ignore):
@@ -164,6 +180,7 @@ class RayExecutor:
         except (OSError, BenchmarkError) as error:
             events.failed(spec, error)
         else:
+            events.step(spec, *result["last_step"])
             events.finished(spec, result["summary"])
 
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
-from bench_helpers import run_numbers
+from bench_helpers import ANALYTIC, run_numbers
 
 from metacurriculum.benchmarks import BenchmarkError, run_benchmark, tables
+from metacurriculum.benchmarks.execution import Progress
 from metacurriculum.benchmarks.ray_executor import RayExecutor
 from metacurriculum.benchmarks.run_folders import RUN_FILES, unfinished_reason
 from metacurriculum.teachers.base import TEACHERS
@@ -69,12 +74,23 @@ def folders(out: str) -> list[Path]:
     return sorted(p.parent for p in Path(out).glob("*/*/seed_*/done.json"))
 
 
-def test_ray_gives_the_results_of_the_inline_executor(ray_cluster, tiny_config, tmp_path):
+def test_ray_gives_the_results_of_the_inline_executor(
+    ray_cluster, tiny_config, tmp_path, monkeypatch
+):
     settings = {"teachers": ("none", "random"), "seeds": (0, 1), "threads": 1}
     inline = tiny_config(out=str(tmp_path / "inline"), executor="inline", **settings)
     on_ray = tiny_config(out=str(tmp_path / "ray"), executor="ray", workers=None, **settings)
     run_benchmark(inline)
-    run_benchmark(on_ray)
+    steps, step = {}, Progress.step
+    monkeypatch.setattr(
+        Progress,
+        "step",
+        lambda self, spec, *at: (steps.update({spec.name: at}), step(self, spec, *at)),
+    )
+    run_benchmark(on_ray, progress=True)
+    for spec in on_ray.specs():  # every run's last meta-step reached the bar
+        done = json.loads((spec.folder(on_ray.out) / "done.json").read_text())
+        assert steps[spec.name][0] == done["meta_steps"]
     pairs = list(zip(folders(inline.out), folders(on_ray.out), strict=True))
     assert len(pairs) == 4
     for a, b in pairs:
@@ -154,3 +170,61 @@ def test_gpus_on_a_cluster_without_any_fail_at_once(ray_cluster, tiny_config):
     with pytest.raises(BenchmarkError, match=r"0.5 GPU.*the Ray cluster has no GPU"):
         run_benchmark(config)
     assert not list(Path(config.out).glob("*/*/seed_*"))
+
+
+def session_members(sid: int) -> list[str]:
+    """The live processes of the session ``sid`` (the command and what it started)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            members.append(stat.parent.name)
+    return members
+
+
+def test_the_command_starts_a_local_ray_stops_on_sigterm_and_resumes(tmp_path):
+    """SIGTERM mid-benchmark: exit 143 within seconds, every Ray process gone; a rerun
+    of the same command finishes every run."""
+    command = [sys.executable, "-m", "metacurriculum.cli", "bench", "--env", ANALYTIC]
+    command += ["--teachers", "slow-random", "--seeds", "3", "--no-plots", "--eval-tasks", "8"]
+    command += ["--import", "slow_teacher", "--env-kwargs", "budget=120,n_max=5"]
+    command += ["--executor", "ray", "--out", str(tmp_path / "runs")]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
+    env.pop("RAY_ADDRESS", None)
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(command, env=env, stderr=stderr, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "Started a local Ray" not in log.read_text():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "Ray never started"
+            time.sleep(0.1)
+        time.sleep(1.5)  # the tasks are inside their runs (~1.5 s each)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=30)
+        took = time.monotonic() - sent
+        deadline = time.monotonic() + 5
+        while session_members(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = session_members(process.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    stderr = log.read_text()
+    assert status == 143, stderr
+    assert took < 5, f"exit took {took:.1f} s"
+    assert not left, f"processes outlived the command: {left}"
+    assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr, stderr
+    assert not list((tmp_path / "runs").glob("*/*/seed_*/done.json"))
+
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
+    runs = sorted((tmp_path / "runs" / ANALYTIC / "slow-random").glob("seed_*"))
+    assert [unfinished_reason(folder) for folder in runs] == [None, None, None]

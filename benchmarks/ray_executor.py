@@ -34,6 +34,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from metacurriculum.benchmarks.execution import available_cores
 from metacurriculum.benchmarks.executors import Job, RunEvents, run_contents, write_run
 from metacurriculum.benchmarks.harness import BenchmarkError, RunSpec, execute_run
 from metacurriculum.benchmarks.workers import Interrupted, _signals, import_modules
@@ -140,7 +141,8 @@ class RayExecutor:
                     ray.shutdown()
 
     def _run(self, ray: Any, pending: Sequence[RunSpec], job: Job, events: RunEvents) -> None:
-        gpus = {spec.name: _gpus(ray, spec, job.config.gpus_per_run) for spec in pending}
+        available = ray.cluster_resources().get("GPU", 0)
+        gpus = {spec.name: _gpus(spec, job.config.gpus_per_run, available) for spec in pending}
         inbox = ray.remote(num_cpus=0)(_Inbox).remote()
         task = ray.remote(run_task)
         limit = job.config.workers or len(pending)
@@ -205,8 +207,10 @@ def _connect(ray: Any, address: str | None) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or "local"
+    # A local Ray gets the cores this process may use (Ray's default: every core).
+    cores = {"num_cpus": available_cores()} if address == "local" else {}
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, **cores)
     except ConnectionError as error:
         raise BenchmarkError(
             f"cannot connect to the Ray cluster at {address!r} ({error}); start one with "
@@ -215,16 +219,15 @@ def _connect(ray: Any, address: str | None) -> bool:
     return True
 
 
-def _gpus(ray: Any, spec: RunSpec, requested: float | None) -> float:
+def _gpus(spec: RunSpec, requested: float | None, available: float) -> float:
     """GPUs of ``spec``'s task: ``requested``, or 1 when it may use CUDA and the cluster has
-    GPUs, else 0.
+    GPUs (``available`` in all), else 0.
 
     Raises:
         BenchmarkError: when GPUs are asked for (or the device is CUDA) and the cluster
             has none: Ray would wait for them forever.
     """
     device = str(spec.env_settings().device)
-    available = ray.cluster_resources().get("GPU", 0)
     if requested is None:
         requested = 1.0 if available and device != "cpu" else 0.0
     if available == 0 and (requested > 0 or device.startswith("cuda")):

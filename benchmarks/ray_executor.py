@@ -19,7 +19,8 @@ down after it; a Ray already initialised in this process is used and left runnin
   dies (killed, out of memory) is retried :attr:`RayExecutor.max_retries` times, then
   reported failed. The other runs go on.
 - **Interrupts.** On SIGINT or SIGTERM every pending task is cancelled (force) before
-  :class:`~metacurriculum.benchmarks.workers.Interrupted` is raised.
+  :class:`~metacurriculum.benchmarks.workers.Interrupted` is raised. (A signal during
+  the second or two of ``ray.init`` meets Ray's own handler instead, which aborts.)
 
 Ray is an optional dependency (``pip install "metacurriculum[ray]"``), imported only
 when this executor runs.

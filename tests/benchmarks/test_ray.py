@@ -203,9 +203,18 @@ def session_members(sid: int) -> list[str]:
     return members
 
 
-def test_the_command_starts_a_local_ray_stops_on_sigterm_and_resumes(tmp_path):
-    """SIGTERM mid-benchmark: exit 143 within seconds, every Ray process gone; a rerun
-    of the same command finishes every run."""
+def running_tasks(sid: int) -> list[str]:
+    """The processes of the session ``sid`` that run a benchmark task (Ray names them)."""
+    titles = []
+    for pid in session_members(sid):
+        with contextlib.suppress(OSError):
+            titles.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
+    return [title for title in titles if title.startswith("ray::run_task")]
+
+
+def test_the_command_starts_its_own_ray_and_stops_it_on_sigterm(tmp_path):
+    """SIGTERM while Ray's tasks run: exit 143 within seconds, every process of the local
+    Ray gone, no run left finished (the resume on Ray is tested above)."""
     command = [sys.executable, "-m", "metacurriculum.cli", "bench", "--env", ANALYTIC]
     command += ["--teachers", "slow-random", "--seeds", "2", "--no-plots", "--eval-tasks", "8"]
     command += ["--import", "slow_teacher", "--env-kwargs", "budget=80,n_max=5"]
@@ -220,11 +229,11 @@ def test_the_command_starts_a_local_ray_stops_on_sigterm_and_resumes(tmp_path):
         process = subprocess.Popen(command, env=env, stderr=stderr, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        while "Started a local Ray" not in log.read_text():
+        while not running_tasks(process.pid):  # Ray's workers are inside the runs
             assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "Ray never started"
+            assert time.monotonic() < deadline, "the Ray tasks never started"
             time.sleep(0.1)
-        time.sleep(1.0)  # the tasks are inside their runs (~1 s each)
+        time.sleep(0.3)
         sent = time.monotonic()
         process.send_signal(signal.SIGTERM)
         status = process.wait(timeout=30)
@@ -242,10 +251,6 @@ def test_the_command_starts_a_local_ray_stops_on_sigterm_and_resumes(tmp_path):
     assert not left, f"processes outlived the command: {left}"
     assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr, stderr
     assert not list((tmp_path / "runs").glob("*/*/seed_*/done.json"))
-
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
-    runs = sorted((tmp_path / "runs" / ANALYTIC / "slow-random").glob("seed_*"))
-    assert [unfinished_reason(folder) for folder in runs] == [None, None]
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ when this executor runs.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import time
 import traceback
@@ -40,7 +41,7 @@ from metacurriculum.benchmarks.executors import Job, RunEvents, run_contents, wr
 from metacurriculum.benchmarks.harness import BenchmarkError, RunSpec, execute_run
 from metacurriculum.benchmarks.workers import Interrupted, _signals, import_modules
 
-__all__ = ["RayExecutor", "import_ray"]
+__all__ = ["RayExecutor", "check_reachable", "import_ray"]
 
 #: Seconds between a task's progress reports.
 REPORT_EVERY = 0.25
@@ -208,6 +209,7 @@ def _connect(ray: Any, address: str | None) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or "local"
+    check_reachable(address)
     # A local Ray gets the cores this process may use (Ray's default: every core).
     cores = {"num_cpus": available_cores()} if address == "local" else {}
     try:
@@ -218,6 +220,26 @@ def _connect(ray: Any, address: str | None) -> bool:
             "`ray start --head`, or leave out --ray-address to run a local Ray."
         ) from None
     return True
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds where ``ray.init`` would retry for minutes, deaf to SIGTERM: when
+    nothing listens at a ``HOST:PORT`` address (other forms are left to Ray).
+
+    Raises:
+        BenchmarkError: naming the address, the system's reason and the fix.
+    """
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit() or "://" in address:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise BenchmarkError(
+            f"nothing answers at the Ray address {address!r} ({error.strerror or error}); "
+            "check the head node's address (`ray status` on it), or pass --ray-address auto "
+            "on a node of the cluster."
+        ) from None
 
 
 def _gpus(spec: RunSpec, requested: float | None, available: float) -> float:

@@ -19,7 +19,7 @@ from bench_helpers import ANALYTIC, run_numbers
 
 from metacurriculum.benchmarks import BenchmarkError, RunSpec, run_benchmark, tables
 from metacurriculum.benchmarks.execution import Progress
-from metacurriculum.benchmarks.ray_executor import RayExecutor, _gpus
+from metacurriculum.benchmarks.ray_executor import RayExecutor, _gpus, check_reachable
 from metacurriculum.benchmarks.run_folders import RUN_FILES, unfinished_reason
 from metacurriculum.teachers.base import TEACHERS
 
@@ -269,3 +269,10 @@ def test_gpus_per_run(device, requested, available, expected):
     if available == 0:
         with pytest.raises(BenchmarkError, match="cluster has no GPU"):
             _gpus(RunSpec(ANALYTIC, "none", 0, env_kwargs={"device": "cuda"}), None, 0)
+
+
+def test_an_address_where_nothing_listens_fails_in_seconds():
+    with pytest.raises(BenchmarkError, match=r"nothing answers at the Ray address '127.0.0.1:1'"):
+        check_reachable("127.0.0.1:1")
+    for address in ("auto", "local", "ray://head:10001"):  # left to Ray
+        check_reachable(address)

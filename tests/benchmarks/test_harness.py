@@ -25,6 +25,7 @@ from metacurriculum.benchmarks import (
     tables,
 )
 from metacurriculum.benchmarks import execution as execution_module
+from metacurriculum.benchmarks import executors as executors_module
 from metacurriculum.benchmarks.run_folders import target_loss_auc
 from metacurriculum.envs import MetaCurriculumEnv
 
@@ -109,7 +110,7 @@ def test_finished_runs_are_skipped(tiny_config, monkeypatch):
     done = {p: (p / "done.json").stat().st_mtime_ns for p in folders(config.out)}
     assert len(done) == 6
     calls = []
-    monkeypatch.setattr(execution_module, "execute_run", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(executors_module, "execute_run", lambda *a, **k: calls.append(a))
     run_benchmark(config)
     assert calls == []
     assert {p: (p / "done.json").stat().st_mtime_ns for p in folders(config.out)} == done
@@ -131,7 +132,7 @@ def test_changed_settings_are_refused_then_recomputed_with_overwrite(tiny_config
 def test_where_the_data_comes_from_does_not_change_a_run(tiny_config, monkeypatch):
     run_benchmark(tiny_config(seeds=(0,)))
     calls = []
-    monkeypatch.setattr(execution_module, "execute_run", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(executors_module, "execute_run", lambda *a, **k: calls.append(a))
     moved = {**tiny_config().env_kwargs, "download": True, "data_root": "/elsewhere"}
     run_benchmark(tiny_config(seeds=(0,), env_kwargs=moved))
     assert calls == []

@@ -23,27 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from metacurriculum.benchmarks.presets import PRESETS
 from metacurriculum.envs import make_env
 from metacurriculum.teachers import make_teacher, teacher_summary
 
 ENV_ID = "MetaCurriculum-Omniglot5-v0"
-#: The benchmark's 'reduced' preset (benchmarks/presets.py), Table I included.
-REDUCED: dict[str, Any] = {
-    "inner_lr": 0.1,
-    "meta_lr": 0.001,
-    "inner_steps": 5,
-    "meta_batch": 8,
-    "update_rate": 4,
-    "k_shot": 1,
-    "hidden": 16,
-    "depth": 3,
-    "q_query": 5,
-    "budget": 200,
-    "first_order": True,
-    "val_tasks": 4,
-    "target_tasks": 8,
-    "device": "cpu",
-}
+#: The benchmark's 'reduced' preset's env settings (Table I included), read from the preset.
+REDUCED: dict[str, Any] = dict(PRESETS["reduced"].env_kwargs)
 
 
 def run(name: str, kwargs: dict[str, Any], seed: int, eval_tasks: int = 100) -> dict[str, Any]:

@@ -4,8 +4,9 @@
 (:func:`~metacurriculum.benchmarks.harness.expand`), checks names, settings and that
 the output folder is writable, skips finished runs, and hands the rest to the
 config's executor (:mod:`~metacurriculum.benchmarks.executors`): ``processes`` (the
-default: in this process when one process suffices, else in spawned worker processes),
-``inline`` or ``ray``. Each run gets ``cores // workers`` torch threads (``workers`` as
+default on the CPU: in this process when one process suffices, else in spawned worker
+processes), ``population`` (an env's runs as one population of students: the default
+on CUDA), ``inline`` or ``ray``. Each run gets ``cores // workers`` torch threads (``workers`` as
 requested, not as many as runs are left, so that a resumed benchmark computes the same
 numbers), or ``threads``. A tqdm bar shows runs done and meta-steps (plain log lines
 when stderr is not a terminal).
@@ -42,6 +43,7 @@ __all__ = [
     "Interrupted",
     "Progress",
     "available_cores",
+    "default_executor",
     "execute_run",
     "import_modules",
     "interruptible",
@@ -80,9 +82,16 @@ class BenchConfig:
         imports: modules imported here and in every worker before anything runs, e.g.
             ones that register your own env ids or teachers.
         executor: how the runs are executed: ``"processes"`` (local processes, as
-            ``workers`` says), ``"inline"`` (in this process) or ``"ray"`` (Ray tasks);
-            any name registered with
-            :func:`~metacurriculum.benchmarks.executors.register_executor`.
+            ``workers`` says), ``"population"`` (an env's runs stepped together as one
+            population of students, in this process), ``"inline"`` (in this process) or
+            ``"ray"`` (Ray tasks); any name registered with
+            :func:`~metacurriculum.benchmarks.executors.register_executor`. ``None``:
+            ``"population"`` when the runs' device is CUDA, else ``"processes"`` (on the
+            CPU a population is no faster than separate students, and processes run in
+            parallel).
+        population: with the ``population`` executor, the most runs in one population
+            (they share an env id, its settings and the evaluation); ``None``: all
+            pending runs of an env.
         ray_address: the Ray cluster of the ``ray`` executor (``"auto"``, ``"ray://..."``);
             ``None``: ``$RAY_ADDRESS``, else a local Ray started for the benchmark and
             shut down after it.
@@ -105,7 +114,8 @@ class BenchConfig:
     overwrite: bool = False
     plots: bool = True
     imports: Sequence[str] = ()
-    executor: str = "processes"
+    executor: str | None = None
+    population: int | None = None
     ray_address: str | None = None
     gpus_per_run: float | None = None
 
@@ -155,13 +165,15 @@ def run_benchmark(config: BenchConfig, *, progress: bool | None = None) -> list[
             (within seconds); finished runs are kept, unfinished ones redone next time.
     """
     import_modules(config.imports)
-    executor = make_executor(config.executor)
     specs = config.specs()
     validate(specs)
+    executor = make_executor(config.executor or default_executor(specs))
     if (config.workers is not None and config.workers < 1) or (config.threads or 1) < 1:
         raise BenchmarkError(
             f"workers={config.workers} and threads={config.threads} must be >= 1 (or None)."
         )
+    if config.population is not None and config.population < 1:
+        raise BenchmarkError(f"population={config.population} must be >= 1 (or None).")
     if config.gpus_per_run is not None and config.gpus_per_run < 0:
         raise BenchmarkError(f"gpus_per_run={config.gpus_per_run} must be >= 0 (or None).")
     check_writable(config.out)
@@ -189,6 +201,16 @@ def run_benchmark(config: BenchConfig, *, progress: bool | None = None) -> list[
             + "\nFix the cause and rerun the same command; finished runs are kept."
         )
     return specs
+
+
+def default_executor(specs: Sequence[RunSpec]) -> str:
+    """``"population"`` when the first run's student is on CUDA, else ``"processes"``."""
+    import torch
+
+    device = specs[0].env_settings().device if specs else "cpu"
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return "population" if device.startswith("cuda") else "processes"
 
 
 def schedule(config: BenchConfig, pending: int) -> tuple[int, int]:

@@ -9,8 +9,9 @@ they happen, and each run as finished or failed. The events record failures
 | name          | runs                                                         |
 |---------------|--------------------------------------------------------------|
 | ``inline``    | one after another in this process                            |
-| ``processes`` | in spawned local worker processes; one worker runs in this process (the default) |
+| ``processes`` | in spawned local worker processes; one worker runs in this process (the default on the CPU) |
 | ``ray``       | as Ray tasks on a Ray cluster (:mod:`~metacurriculum.benchmarks.ray_executor`) |
+| ``population``| an env's runs stepped together as one population of students, in this process (:mod:`~metacurriculum.benchmarks.population_executor`); the default on CUDA |
 
 A new backend is a class with ``run(pending, job, events)``, registered with
 :func:`register_executor`. An executor whose workers cannot reach the driver's disk
@@ -176,6 +177,7 @@ EXECUTORS: dict[str, str | Callable[[], Executor]] = {
     "inline": InlineExecutor,
     "processes": ProcessExecutor,
     "ray": "metacurriculum.benchmarks.ray_executor:RayExecutor",
+    "population": "metacurriculum.benchmarks.population_executor:PopulationExecutor",
 }
 
 

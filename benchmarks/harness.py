@@ -71,6 +71,7 @@ __all__ = [
     "BenchmarkError",
     "ConfigMismatchError",
     "DamagedRunError",
+    "RunRecord",
     "RunSpec",
     "execute_run",
     "expand",
@@ -330,67 +331,136 @@ def execute_run(
     Returns:
         The summary written to ``done.json``.
     """
-    from metacurriculum.teachers import make_teacher, teacher_summary
+    from metacurriculum.teachers import make_teacher
 
-    folder = spec.folder(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    clear_run(folder)
-    import torch
-
-    # The thread count is recorded: on the CPU it can change the last bits of the numbers.
-    config = {**spec.identity(), "versions": versions(), "threads": torch.get_num_threads()}
-    write_json(folder / CONFIG, config)
-    env = spec.make_env()
-    teacher = make_teacher(spec.teacher, **spec.teacher_kwargs)
-    start = time.perf_counter()
-
-    obs, info = env.reset(seed=spec.seed)
-    teacher.reset(env.observation_space, env.action_space, seed=spec.seed)
-    budget = int(info["budget"])
-    step, terminated = 0, False
-    curve = [(0, info["target_loss"])]  # (meta-step, target loss) for the sample efficiency
-    with open(folder / STEPS, "w") as log:
-        log.write(json.dumps(step_record(0, info, None, None, 0.0)) + "\n")
+    with RunRecord(spec, out) as record:
+        env = spec.make_env()
+        teacher = make_teacher(spec.teacher, **spec.teacher_kwargs)
+        record.start()
+        obs, info = env.reset(seed=spec.seed)
+        teacher.reset(env.observation_space, env.action_space, seed=spec.seed)
+        record.reset(info)
+        budget = int(info["budget"])
         while True:
             action = teacher.act(obs, info)
             obs, reward, terminated, truncated, info = env.step(action)
-            step += 1
-            wall = time.perf_counter() - start
-            log.write(json.dumps(step_record(step, info, action, reward, wall)) + "\n")
-            curve.append((int(info["meta_step"]), info["target_loss"]))
+            record.step(info, action, reward)
             if on_step is not None:
                 on_step(spec, int(info["meta_step"]), budget)
             if terminated or truncated:
                 break
-        log.flush()
-        os.fsync(log.fileno())
-    train_seconds = time.perf_counter() - start
-
-    student = env.unwrapped
-    student.save_student(str(folder / STUDENT))
-    curves = student.evaluate_test(spec.eval_tasks, spec.eval_seed)
-    evaluation = evaluation_record(curves, spec)
-    write_json(folder / EVALUATION, evaluation)
-    summary = jsonable(
-        {
-            "final_loss": evaluation["loss_mean"][-1],
-            "final_accuracy": evaluation["accuracy_mean"][-1],
-            "initial_loss": evaluation["loss_mean"][0],
-            "initial_accuracy": evaluation["accuracy_mean"][0],
-            "final_target_loss": info["target_loss"],
-            "target_loss_auc": target_loss_auc(curve),
-            "final_omega": info["omega"],
-            "env_steps": step,
-            "meta_steps": info["meta_step"],
-            "diverged": bool(terminated),
-            "train_seconds": round(train_seconds, 3),
-            "eval_seconds": round(time.perf_counter() - start - train_seconds, 3),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "config_digest": config_digest(config),
-            # The teacher's own statistics, e.g. how often its decision, not a floor, set ω.
-            **teacher_summary(teacher),
-        }
-    )
-    env.close()
-    write_json(folder / DONE, summary)
+        record.end_training()
+        record.evaluate(env.unwrapped)
+        summary = record.finish(info, terminated, teacher)
+        env.close()
     return summary
+
+
+class RunRecord:
+    """One run's folder as the run goes: ``config.json`` first, a ``steps.jsonl`` line
+    per env step, then the student, its evaluation and ``done.json``.
+
+    Every executor writes its runs through it, so a run's files are the same however
+    it was executed. Use it as a context manager (the step log is closed on exit).
+
+    Args:
+        spec: the run.
+        out: the output root; the run's folder is cleared of earlier run files.
+    """
+
+    def __init__(self, spec: RunSpec, out: str | os.PathLike) -> None:
+        import torch
+
+        self.spec = spec
+        self.folder = spec.folder(out)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        clear_run(self.folder)
+        # The thread count is recorded: on the CPU it can change the last bits of the numbers.
+        self.config = {
+            **spec.identity(),
+            "versions": versions(),
+            "threads": torch.get_num_threads(),
+        }
+        write_json(self.folder / CONFIG, self.config)
+        self.log = open(self.folder / STEPS, "w")  # closed by finish or __exit__
+        self.steps = 0
+        self.curve: list[tuple[int, float]] = []  # (meta-step, target loss): sample efficiency
+        self.started = self.train_seconds = self.eval_seconds = 0.0
+        self.evaluation: dict[str, Any] = {}
+
+    def __enter__(self) -> RunRecord:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.log.close()
+
+    def start(self) -> None:
+        """Start the clock of the step log's wall times and of ``train_seconds``."""
+        self.started = time.perf_counter()
+
+    def reset(self, info: Mapping[str, Any]) -> None:
+        """Log the reset's ``info`` (step 0)."""
+        self.log.write(json.dumps(step_record(0, info, None, None, 0.0)) + "\n")
+        self.curve = [(0, info["target_loss"])]
+
+    def step(
+        self, info: Mapping[str, Any], action: Any, reward: float, wall_s: float | None = None
+    ) -> None:
+        """Log one env step: the teacher's ``action``, the env's ``info`` and ``reward``,
+        at ``wall_s`` seconds since :meth:`start` (``None``: now)."""
+        self.steps += 1
+        wall = time.perf_counter() - self.started if wall_s is None else wall_s
+        self.log.write(json.dumps(step_record(self.steps, info, action, reward, wall)) + "\n")
+        self.curve.append((int(info["meta_step"]), info["target_loss"]))
+
+    def end_training(self) -> None:
+        """The episode has ended: stop ``train_seconds``."""
+        self.train_seconds = time.perf_counter() - self.started
+
+    def evaluate(self, env: Any) -> None:
+        """Save the trained student of ``env`` (an env with ``save_student`` and
+        ``evaluate_test``, before any reset) and write its ``evaluation.json``."""
+        spec, start = self.spec, time.perf_counter()
+        env.save_student(str(self.folder / STUDENT))
+        curves = env.evaluate_test(spec.eval_tasks, spec.eval_seed)
+        self.evaluation = evaluation_record(curves, spec)
+        write_json(self.folder / EVALUATION, self.evaluation)
+        self.eval_seconds = time.perf_counter() - start
+
+    def finish(self, info: Mapping[str, Any], terminated: bool, teacher: Any) -> dict[str, Any]:
+        """Make the step log durable and write ``done.json`` (after :meth:`evaluate`);
+        returns its summary.
+
+        Args:
+            info: the ``info`` of the episode's last step.
+            terminated: whether the student diverged.
+            teacher: the episode's teacher (its ``teacher_summary`` joins the summary).
+        """
+        from metacurriculum.teachers import teacher_summary
+
+        self.log.flush()
+        os.fsync(self.log.fileno())
+        self.log.close()
+        evaluation = self.evaluation
+        summary = jsonable(
+            {
+                "final_loss": evaluation["loss_mean"][-1],
+                "final_accuracy": evaluation["accuracy_mean"][-1],
+                "initial_loss": evaluation["loss_mean"][0],
+                "initial_accuracy": evaluation["accuracy_mean"][0],
+                "final_target_loss": info["target_loss"],
+                "target_loss_auc": target_loss_auc(self.curve),
+                "final_omega": info["omega"],
+                "env_steps": self.steps,
+                "meta_steps": info["meta_step"],
+                "diverged": bool(terminated),
+                "train_seconds": round(self.train_seconds, 3),
+                "eval_seconds": round(self.eval_seconds, 3),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "config_digest": config_digest(self.config),
+                # The teacher's own statistics, e.g. how often its decision, not a floor, set ω.
+                **teacher_summary(teacher),
+            }
+        )
+        write_json(self.folder / DONE, summary)
+        return summary

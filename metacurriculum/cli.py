@@ -223,6 +223,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         workers=args.workers,
         threads=args.threads,
         executor=args.executor,
+        population=args.population,
         ray_address=args.ray_address,
         gpus_per_run=args.gpus_per_run,
         overwrite=args.overwrite or None,
@@ -352,7 +353,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--executor",
         metavar="NAME",
         help="how runs are executed: processes (local processes, as --workers says; the "
-        "default), inline (in this process) or ray (Ray tasks, on one machine or a cluster)",
+        "default on the CPU), population (an env's runs as one population of students; the "
+        "default on CUDA), inline (in this process) or ray (Ray tasks, on one machine or a "
+        "cluster)",
+    )
+    add(
+        "--population",
+        type=int,
+        metavar="N",
+        help="with --executor population: at most N runs per population (default: every "
+        "pending run of an env)",
     )
     add(
         "--ray-address",

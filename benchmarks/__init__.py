@@ -13,7 +13,9 @@ See :mod:`~metacurriculum.benchmarks.harness` for the runs,
 :mod:`~metacurriculum.benchmarks.run_folders` for their folders and when one is finished,
 :mod:`~metacurriculum.benchmarks.execution` for the config, progress and interrupts,
 :mod:`~metacurriculum.benchmarks.executors` for where runs execute (in this process,
-local worker processes, or Ray tasks: :mod:`~metacurriculum.benchmarks.ray_executor`),
+local worker processes, populations of students trained together:
+:mod:`~metacurriculum.benchmarks.population_executor`, or Ray tasks:
+:mod:`~metacurriculum.benchmarks.ray_executor`),
 :mod:`~metacurriculum.benchmarks.stats` for the statistics,
 :mod:`~metacurriculum.benchmarks.tables` for the results files and
 :mod:`~metacurriculum.benchmarks.presets` for the named experiments.

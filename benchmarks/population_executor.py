@@ -61,18 +61,6 @@ def populations(pending: Sequence[RunSpec], size: int | None) -> list[list[RunSp
     return chunks
 
 
-class _EpisodeEnds(MetaCurriculumVectorEnv):
-    """The vector env, calling ``on_end(i, sub_env)`` when sub-env ``i``'s episode has
-    ended, before the SAME_STEP autoreset replaces its student."""
-
-    on_end: Any = None
-
-    def _reset_one(self, i: int, seed: int | None, options: dict[str, Any] | None) -> Any:
-        if self.on_end is not None:
-            self.on_end(i, self.envs[i])
-        return super()._reset_one(i, seed, options)
-
-
 def _own(info: dict[str, Any], i: int) -> dict[str, Any]:
     """Sub-env ``i``'s info out of a vector env's info, with Python scalars as the
     single env gives them."""
@@ -127,7 +115,9 @@ class _Population:
         with contextlib.ExitStack() as stack:
             self.records = [stack.enter_context(RunRecord(spec, self.out)) for spec in specs]
             settings = specs[0].env_settings()
-            envs = _EpisodeEnds(len(specs), settings, max_episode_steps=settings.episode_steps)
+            envs = MetaCurriculumVectorEnv(
+                len(specs), settings, max_episode_steps=settings.episode_steps
+            )
             stack.callback(envs.close)
             self.teachers = [None] * len(specs)
             self.live = set(range(len(specs)))
@@ -148,14 +138,16 @@ class _Population:
             infos = [_own(info, i) for i in range(len(specs))]
             for i in sorted(self.live):
                 self._guard(i, self._reset_teacher, i, observation_spaces[i], infos[i])
-            envs.on_end = self._ended
+            envs.on_episode_end = self._ended
             self._loop(envs, obs, infos, int(settings.budget))
 
     def _reset_teacher(self, i: int, observation_space: spaces.Space, info: dict) -> None:
         self.teachers[i].reset(observation_space, self.action_spaces[i], seed=self.specs[i].seed)
         self.records[i].reset(info)
 
-    def _loop(self, envs: _EpisodeEnds, obs: np.ndarray, infos: list[dict], budget: int) -> None:
+    def _loop(
+        self, envs: MetaCurriculumVectorEnv, obs: np.ndarray, infos: list[dict], budget: int
+    ) -> None:
         actions = [_stay(space) for space in self.action_spaces]
         while self.live:
             for i in sorted(self.live):

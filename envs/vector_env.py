@@ -12,7 +12,7 @@ single envs, which steps the students one after another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,12 @@ class MetaCurriculumVectorEnv(VectorEnv):
         render_mode: ``None`` or ``"ansi"`` (``render()`` returns one string per sub-env).
         chunk_size: Students per grouped call of the population; ``None`` fits
             them to the device's free memory.
+
+    Attributes:
+        on_episode_end: ``None``, or a callable ``on_episode_end(i, sub_env)`` called
+            when sub-env ``i``'s episode has ended, before the SAME_STEP autoreset
+            replaces its student: the one moment its trained student can still be
+            saved or evaluated (the harness's population executor does both).
     """
 
     metadata = {  # noqa: RUF012 - Gymnasium convention
@@ -124,6 +130,7 @@ class MetaCurriculumVectorEnv(VectorEnv):
             self.students = PopulationStudents(self.num_envs, chunk_size=chunk_size)
         self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
         self._started = False
+        self.on_episode_end: Callable[[int, MetaCurriculumEnv], None] | None = None
 
     # -- Gymnasium VectorEnv API ---------------------------------------------------
 
@@ -178,6 +185,8 @@ class MetaCurriculumVectorEnv(VectorEnv):
                     truncated[i] |= self._elapsed[i] >= self.max_episode_steps
                 if terminated[i] or truncated[i]:
                     infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
+                    if self.on_episode_end is not None:
+                        self.on_episode_end(i, env)
                     obs, info = self._reset_one(i, None, None)
                 observations.append(obs)
                 infos = self._add_info(infos, info, i)

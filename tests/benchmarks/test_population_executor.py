@@ -60,13 +60,13 @@ def assert_same_runs(specs: list[RunSpec], got: str, expected: str) -> None:
 def sizes(monkeypatch) -> list[int]:
     """The sizes of the populations built, in order."""
     built: list[int] = []
-    original = module._EpisodeEnds.__init__
+    original = module.MetaCurriculumVectorEnv
 
-    def init(self, num_envs, *args, **kwargs):
+    def make(num_envs, *args, **kwargs):
         built.append(num_envs)
-        original(self, num_envs, *args, **kwargs)
+        return original(num_envs, *args, **kwargs)
 
-    monkeypatch.setattr(module._EpisodeEnds, "__init__", init)
+    monkeypatch.setattr(module, "MetaCurriculumVectorEnv", make)
     return built
 
 

@@ -205,6 +205,24 @@ def test_an_ended_episode_resets_in_the_same_step() -> None:
     assert all(final[-1] > 0 for final in info["final_obs"])
 
 
+def test_on_episode_end_sees_each_trained_sub_env_before_its_autoreset(float64_students) -> None:
+    envs = gym.make_vec(TINY_ID, num_envs=2, device="cpu")
+    seen = []
+
+    def on_end(i, env):
+        seen.append((i, env.meta_step))  # 0 once the autoreset has replaced the student
+
+    envs.unwrapped.on_episode_end = on_end
+    envs.reset(seed=0)
+    steps = envs.unwrapped.max_episode_steps
+    for _ in range(steps):
+        assert seen == []
+        envs.step(np.zeros((2, 1), np.float32))
+    budget = envs.unwrapped.config.budget
+    assert seen == [(0, budget), (1, budget)]
+    envs.close()
+
+
 def test_a_diverged_sub_env_terminates_and_restarts_its_student() -> None:
     envs = gym.make_vec(TINY_ID, num_envs=2, meta_lr=1e6, inner_lr=1e6)
     envs.reset(seed=0)

@@ -29,17 +29,23 @@ Commands::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
-from metacurriculum.benchmarks.student_speed import FULL, ORDERS, SMALL, Shape, synthetic_batch
+from metacurriculum.benchmarks.student_speed import (
+    FULL,
+    ORDERS,
+    SMALL,
+    Shape,
+    synthetic_batch,
+    write_results,
+)
 from metacurriculum.student import MAML, Population, StudentConfig
 
 PATHS = ("loop", "grouped")
@@ -274,10 +280,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
                 )
     print(table(results))
     if args.json:
-        payload = {"device": device, "torch": torch.__version__, "shape": asdict(shape)}
-        payload |= {"warmup": warmup, "repeats": repeats, "results": [asdict(r) for r in results]}
-        with open(args.json, "w") as file:
-            json.dump(payload, file, indent=2)
+        write_results(args.json, device, shape, warmup, repeats, results)
     return results
 
 

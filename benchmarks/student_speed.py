@@ -305,11 +305,18 @@ def main(argv: list[str] | None = None) -> list[Result]:
             )
     print(table(results))
     if args.json:
-        payload = {"device": device, "torch": torch.__version__, "shape": asdict(shape)}
-        payload |= {"warmup": warmup, "repeats": repeats, "results": [asdict(r) for r in results]}
-        with open(args.json, "w") as file:
-            json.dump(payload, file, indent=2)
+        write_results(args.json, device, shape, warmup, repeats, results)
     return results
+
+
+def write_results(
+    path: str, device: object, shape: Shape, warmup: int, repeats: int, results: list
+) -> None:
+    """Write a speed benchmark's settings and result rows (dataclasses) to ``path`` as JSON."""
+    payload = {"device": str(device), "torch": torch.__version__, "shape": asdict(shape)}
+    payload |= {"warmup": warmup, "repeats": repeats, "results": [asdict(r) for r in results]}
+    with open(path, "w") as file:
+        json.dump(payload, file, indent=2)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,23 @@ def prepare_batch(config: StudentConfig, batch: MetaBatch) -> MetaBatch:
     return batch.to(config.torch_device, config.torch_dtype)
 
 
+def check_same_shape(saved: dict[str, Any], config: StudentConfig, into: str, fix: str) -> None:
+    """Raise unless a saved student's network shape (:data:`_SHAPE_FIELDS`) equals ``config``'s.
+
+    Args:
+        saved: The saved student's config, as a dict.
+        config: The config of what it is loaded into.
+        into: What it is loaded into, for the message (``"one"``, ``"a population"``).
+        fix: The end of the message, saying what to do (``"."`` for nothing more).
+    """
+    for name in _SHAPE_FIELDS:
+        if saved[name] != getattr(config, name):
+            raise ValueError(
+                f"Cannot load a student with {name}={saved[name]} into {into} with "
+                f"{name}={getattr(config, name)}{fix}"
+            )
+
+
 class MAML:
     """A MAML meta-learner on MAML's Omniglot conv net, trained with Adam.
 
@@ -243,14 +260,12 @@ class MAML:
         Raises:
             ValueError: If the saved network shape differs from this student's.
         """
-        saved = state["config"]
-        for name in _SHAPE_FIELDS:
-            if saved[name] != getattr(self.config, name):
-                raise ValueError(
-                    f"Cannot load a student with {name}={saved[name]} into one with "
-                    f"{name}={getattr(self.config, name)}; build the student from the saved "
-                    "config (MAML.load does)."
-                )
+        check_same_shape(
+            state["config"],
+            self.config,
+            "one",
+            "; build the student from the saved config (MAML.load does).",
+        )
         with torch.no_grad():
             for name, p in self.params.items():
                 p.copy_(state["params"][name])

@@ -49,7 +49,7 @@ from metacurriculum.student.adaptation import (
 from metacurriculum.student.batch import MetaBatch
 from metacurriculum.student.config import StudentConfig, resolve_batching
 from metacurriculum.student.grouped import grouped_curves, grouped_query_losses
-from metacurriculum.student.maml import _SHAPE_FIELDS, MAML, Evaluation, prepare_batch
+from metacurriculum.student.maml import MAML, Evaluation, check_same_shape, prepare_batch
 
 #: Fraction of the free device memory (CUDA) or available RAM (CPU) a grouped call may plan on.
 MEMORY_FRACTION = 0.5
@@ -285,12 +285,7 @@ class Population:
         """
         row = self._rows([row], 1)[0]
         saved = state["config"]
-        for name in _SHAPE_FIELDS:
-            if saved[name] != getattr(self.config, name):
-                raise ValueError(
-                    f"Cannot load a student with {name}={saved[name]} into a population with "
-                    f"{name}={getattr(self.config, name)}."
-                )
+        check_same_shape(saved, self.config, "a population", ".")
         group = state["optimizer"]["param_groups"][0]
         if group["lr"] != self.config.meta_lr or tuple(group["betas"]) != _BETAS:
             raise ValueError(

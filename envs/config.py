@@ -12,11 +12,16 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from metacurriculum.envs.families import check_family_name
 from metacurriculum.student.hyperparams import DEFAULTS, check_hyperparams, check_real
 
 #: ``omniglot_protocol`` values (the loader's ``PROTOCOLS``; kept here so that reading
 #: a config does not import torch).
 OMNIGLOT_PROTOCOLS = ("maml", "background")
+
+
+#: ``action_type`` values: a change of ω in ``[-1, 1]`` per coordinate, down/stay/up, or ω.
+ACTION_TYPES = ("continuous", "discrete", "omega")
 
 
 #: Settings that take a real number (``omega_init`` also ``None``), checked by type first
@@ -53,6 +58,9 @@ class MetaCurriculumConfig:
         omega_min: the easiest ω. Defaults to 2: a one-way task has zero loss whatever
             the student does, so it teaches nothing; ``omega_min=1`` gives the paper's
             literal range ``[1, n_max]``.
+        family: the task family, what ω is (``metacurriculum.envs.list_families()``):
+            ``"classes"`` (default: ω is the number of classes, ``[omega_min, n_max]``)
+            or ``"omniglot-multi"`` (ω = classes, rotation, noise), or a registered one.
 
     Student (see :class:`~metacurriculum.student.StudentConfig`; ``inner_lr``, ``meta_lr``,
     ``inner_steps``, ``first_order``, ``batching`` and ``init`` take their defaults and
@@ -78,8 +86,12 @@ class MetaCurriculumConfig:
         val_tasks: meta-validation tasks drawn at ω after each env step (observation).
         target_tasks: fixed meta-validation tasks at ``n = n_max`` (reward).
         history: validation losses kept in the observation.
-        omega_init: ω at the start of an episode; ``None`` starts at ``omega_min``.
-        action_type: ``"continuous"`` (``Box(-1, 1)``) or ``"discrete"`` (down, stay, up).
+        omega_init: ω at the start of an episode; ``None`` starts at the family's easiest
+            corner (``omega_min`` for ``classes``). A number, for one-parameter families
+            only; start a vector ω with ``reset(options={"omega": [...]})``.
+        action_type: ``"continuous"`` (``Box(-1, 1, (d,))``: the change of ω),
+            ``"discrete"`` (down, stay, up per coordinate) or ``"omega"`` (the action is ω
+            itself, ``Box(low, high, (d,))``: the direct path for teachers that choose ω).
         omega_step: how far one discrete action moves ω.
         reward: the reward's name (see ``metacurriculum.envs.REWARDS``).
         divergence_penalty: reward of the step on which the student diverged.
@@ -97,6 +109,7 @@ class MetaCurriculumConfig:
     eval_q_query: int = 15
     omega_noise: float = 0.5
     omega_min: float = 2.0
+    family: str = "classes"
 
     student: str = "maml"
     hidden: int = 64
@@ -159,14 +172,13 @@ class MetaCurriculumConfig:
                 f"omega_init={self.omega_init} must lie in [omega_min={self.omega_min}, "
                 f"n_max={self.n_max}]."
             )
+        check_family_name(self.family)
         if self.omniglot_protocol not in OMNIGLOT_PROTOCOLS:
             raise ValueError(
                 f"omniglot_protocol={self.omniglot_protocol!r} is not one of {OMNIGLOT_PROTOCOLS}."
             )
-        if self.action_type not in ("continuous", "discrete"):
-            raise ValueError(
-                f"action_type={self.action_type!r} is not one of 'continuous', 'discrete'."
-            )
+        if self.action_type not in ACTION_TYPES:
+            raise ValueError(f"action_type={self.action_type!r} is not one of {ACTION_TYPES}.")
         for name in ("omega_noise", "omega_step"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

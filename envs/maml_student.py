@@ -9,8 +9,9 @@ import torch
 
 from metacurriculum.envs.config import MetaCurriculumConfig
 from metacurriculum.envs.data import load_dataset
+from metacurriculum.envs.families import make_family
 from metacurriculum.envs.students import AdaptationCurves, Measurement, chance_loss
-from metacurriculum.envs.tasks import TaskDistribution
+from metacurriculum.envs.tasks import FamilyTasks, TaskDistribution
 from metacurriculum.student import MAML, Evaluation, StudentConfig
 from metacurriculum.student.hyperparams import HYPERPARAMS
 
@@ -62,15 +63,14 @@ class MAMLStudent:
         self.train_gen, self.val_gen, target_gen = (
             torch.Generator(device=device).manual_seed(int(s)) for s in streams
         )
-        hardest = torch.full((config.target_tasks,), config.n_max, dtype=torch.long)
-        self.target_batch = self.val_tasks.sample_tasks(hardest, target_gen)
+        self.target_batch = self.val_tasks.sample_hardest(config.target_tasks, target_gen)
 
     @staticmethod
     def task_distributions(
         config: MetaCurriculumConfig,
-    ) -> tuple[TaskDistribution, TaskDistribution, TaskDistribution]:
-        """The train, validation and test task distributions of ``config`` (the data is
-        loaded once per process and device).
+    ) -> tuple[FamilyTasks, FamilyTasks, FamilyTasks]:
+        """The train, validation and test task distributions of ``config``, tasks of its
+        family (the data is loaded once per process and device).
 
         Raises:
             DataNotFoundError: when the data set is missing.
@@ -84,16 +84,17 @@ class MAMLStudent:
         )
         task_args = {"n_max": config.n_max, "k_shot": config.k_shot, "q_query": config.q_query}
         task_args.update(omega_noise=config.omega_noise, n_min=config.n_min)
+        family = make_family(config)
         train, val = (TaskDistribution(split, **task_args) for split in (splits.train, splits.val))
         test = TaskDistribution(splits.test, **{**task_args, "q_query": config.eval_q_query})
-        return train, val, test
+        return FamilyTasks(family, train), FamilyTasks(family, val), FamilyTasks(family, test)
 
     @classmethod
     def check(cls, config: MetaCurriculumConfig) -> None:
         """Fail now, with the fix in the message, on settings a student could not run with."""
         cls.task_distributions(config)
 
-    def train(self, omega: float, meta_steps: int) -> dict[str, Any]:
+    def train(self, omega: float | np.ndarray, meta_steps: int) -> dict[str, Any]:
         losses, accuracies, n_way = [], [], []
         for _ in range(meta_steps):
             batch = self.train_tasks.sample(omega, self.config.meta_batch, self.train_gen)
@@ -107,7 +108,7 @@ class MAMLStudent:
             "n_way": n_way,
         }
 
-    def validate(self, omega: float) -> Measurement:
+    def validate(self, omega: float | np.ndarray) -> Measurement:
         batch = self.val_tasks.sample(omega, self.config.val_tasks, self.val_gen)
         return _measurement(self.maml.evaluate(batch))
 
@@ -116,8 +117,7 @@ class MAMLStudent:
 
     def evaluate_test(self, num_tasks: int, seed: int) -> AdaptationCurves:
         generator = torch.Generator(device=self.maml.device).manual_seed(seed)
-        hardest = torch.full((num_tasks,), self.config.n_max, dtype=torch.long)
-        evaluation = self.maml.evaluate(self.test_tasks.sample_tasks(hardest, generator))
+        evaluation = self.maml.evaluate(self.test_tasks.sample_hardest(num_tasks, generator))
         return AdaptationCurves(
             loss=evaluation.task_query_loss,
             accuracy=evaluation.task_query_acc,

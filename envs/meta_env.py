@@ -12,6 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from metacurriculum.envs.config import MetaCurriculumConfig
+from metacurriculum.envs.families import TaskFamily, make_family
 from metacurriculum.envs.students import (
     AdaptationCurves,
     CurriculumStudent,
@@ -51,41 +52,58 @@ class MetaCurriculumEnv(gym.Env):
     """A meta-learning student whose task distribution is steered by the agent (the teacher).
 
     One episode is one training run of a fresh student (``budget`` meta-steps). Each
-    step applies the action to ω (the number of classes of the tasks, continuous in
-    ``[omega_min, n_max]``, ``omega_min = 2`` by default), runs ``update_rate`` meta-steps on tasks drawn at ω (the paper's
-    teacher update rate), then measures the student after adaptation on fresh
-    meta-validation tasks at ω and on a fixed set of meta-validation tasks of the
-    hardest distribution (``n = n_max``), drawn at reset from held-out training-split
-    classes (never the test classes).
+    step applies the action to ω, runs ``update_rate`` meta-steps on tasks drawn at ω
+    (the paper's teacher update rate), then measures the student after adaptation on
+    fresh meta-validation tasks at ω and on a fixed set of meta-validation tasks of the
+    hardest distribution, drawn at reset from held-out training-split classes (never
+    the test classes).
+
+    ## ω: the task family
+
+    ω is a vector of ``d`` parameters of the task distribution, named with their bounds
+    by the env's task family (``family=``, :mod:`metacurriculum.envs.families`). The
+    default family, ``classes``, has one: the number of classes of a task, continuous in
+    ``[omega_min, n_max]`` (``omega_min = 2`` by default); the hardest distribution is
+    ``n = n_max``. ``omniglot-multi`` has three: classes, the rotation range of the
+    images and their pixel noise, hardest at the top of each. The hardest corner of the
+    box is the target distribution (reward, final evaluation). Each task of a
+    meta-batch gets its own perturbed copy of ω (``omega_noise``, in units of each
+    parameter's ``unit``; integer parameters rounded).
 
     ## Action space
 
-    ``action_type="continuous"`` (default): ``Box(-1, 1, (1,), float32)``, the change of ω
-    in units of its range: ``ω <- clip(ω + a * (n_max - omega_min), omega_min, n_max)``, so one action
-    reaches any ω. Actions outside ``[-1, 1]`` are clipped; NaN, strings, ``None``, bools
-    and complex numbers are errors (``ValueError``, naming the action).
+    ``action_type="continuous"`` (default): ``Box(-1, 1, (d,), float32)``, the change of
+    each coordinate in units of its range: ``ω <- clip(ω + a * (high - low), low, high)``,
+    so one action reaches any ω. Actions outside ``[-1, 1]`` are clipped; NaN, strings,
+    ``None``, bools and complex numbers are errors (``ValueError``, naming the action).
 
-    ``action_type="discrete"``: ``Discrete(3)``:
+    ``action_type="discrete"``: ``Discrete(3)`` for one parameter, ``MultiDiscrete([3] * d)``
+    for more (one choice per coordinate):
 
-    | action | meaning                   |
-    |--------|---------------------------|
-    | 0      | ω <- ω - ``omega_step``   |
-    | 1      | keep ω                    |
-    | 2      | ω <- ω + ``omega_step``   |
+    | action | meaning                                 |
+    |--------|-----------------------------------------|
+    | 0      | ω <- ω - ``omega_step`` (x the unit)    |
+    | 1      | keep ω                                  |
+    | 2      | ω <- ω + ``omega_step`` (x the unit)    |
 
-    A discrete action is an integer (``int``, a NumPy integer or a 0-d integer array);
-    anything else (``1.5``, ``"2"``, ``[1, 2]``, ``True``) is a ``ValueError`` naming it.
+    A discrete action is an integer (``int``, a NumPy integer or a 0-d integer array;
+    an integer array of ``d`` for ``MultiDiscrete``); anything else (``1.5``, ``"2"``,
+    ``True``) is a ``ValueError`` naming it.
+
+    ``action_type="omega"``: ``Box(low, high, (d,), float32)``, the action *is* the next ω
+    (clipped to the box). The direct path for teachers that choose ω: a float64 array is
+    used at full precision.
 
     ## Observation space
 
-    ``Box(0, high, (history + 2,), float32)``; normalised losses are divided by the
+    ``Box(0, high, (history + d + 1,), float32)``; normalised losses are divided by the
     chance level ``log n`` (``log 2`` for one-way tasks), so that different n compare.
 
     | index          | observation                                             | min | max |
     |----------------|---------------------------------------------------------|-----|-----|
     | 0 .. H-1       | normalised validation loss at ω, oldest first (H = ``history``; padded with the first value at reset) | 0 | 5 |
-    | H              | ω normalised: ``(ω - omega_min) / (n_max - omega_min)``  | 0   | 1   |
-    | H + 1          | elapsed fraction of the budget: ``meta_step / budget``   | 0   | 1   |
+    | H .. H+d-1     | ω normalised: ``(ω - low) / (high - low)`` per coordinate | 0   | 1   |
+    | H + d          | elapsed fraction of the budget: ``meta_step / budget``   | 0   | 1   |
 
     ## Rewards
 
@@ -116,10 +134,14 @@ class MetaCurriculumEnv(gym.Env):
 
     ## Info
 
-    ``omega``, ``omega_min``, ``omega_max``, ``omega_step``, ``n_way`` (n of each task
-    trained on this step), ``train_loss``, ``val_loss``, ``val_accuracy``,
-    ``val_loss_normalized``, ``target_loss``, ``target_accuracy``,
-    ``target_loss_normalized``, ``meta_step``, ``budget``, ``diverged``.
+    ``omega`` (a float for a one-parameter family, else a ``[d]`` array), ``omega_min``,
+    ``omega_max`` (the box's bounds), ``omega_hardest`` (its hardest corner) and
+    ``omega_unit``, each in the form of ``omega``; ``omega_names`` (the parameters'
+    names), ``omega/<name>`` (each coordinate as a float), ``omega_step``,
+    ``action_type``, ``n_way`` (n of each task trained on this step), ``train_loss``,
+    ``val_loss``, ``val_accuracy``, ``val_loss_normalized``, ``target_loss``,
+    ``target_accuracy``, ``target_loss_normalized``, ``meta_step``, ``budget``,
+    ``diverged``.
 
     ## Arguments
 
@@ -143,17 +165,31 @@ class MetaCurriculumEnv(gym.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode={render_mode!r} is not supported; use None or 'ansi'.")
         self.render_mode = render_mode
+        self.family: TaskFamily = make_family(self.config)
+        dim, history = self.family.dim, self.config.history
+        if dim > 1 and self.config.omega_init is not None:
+            raise ValueError(
+                f"omega_init={self.config.omega_init!r} is a number, but the family "
+                f"{self.config.family!r} has {dim} parameters {list(self.family.names)}; start "
+                "an episode at a vector ω with env.reset(options={'omega': [...]})."
+            )
         check_student(self.config)  # missing data or a bad device fail here, not at reset
-        n_max, history = self.config.n_max, self.config.history
-        self.omega_min, self.omega_max = float(self.config.omega_min), float(n_max)
+        self.omega_min = self.family.public(self.family.low)
+        self.omega_max = self.family.public(self.family.high)
         if self.config.action_type == "continuous":
-            self.action_space: spaces.Space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-        else:
+            self.action_space: spaces.Space = spaces.Box(-1.0, 1.0, (dim,), np.float32)
+        elif self.config.action_type == "omega":
+            low, high = self.family.low.astype(np.float32), self.family.high.astype(np.float32)
+            self.action_space = spaces.Box(low, high, (dim,), np.float32)
+        elif dim == 1:
             self.action_space = spaces.Discrete(3)
-        high = np.concatenate([np.full(history, LOSS_CLIP), [1.0, 1.0]]).astype(np.float32)
+        else:
+            self.action_space = spaces.MultiDiscrete([3] * dim)
+        high = np.concatenate([np.full(history, LOSS_CLIP), np.ones(dim + 1)]).astype(np.float32)
         self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
         self.student: CurriculumStudent | None = None
-        self.omega = self.omega_min
+        self._omega = self.family.easiest
+        self.omega = self.family.public(self._omega)
         self.meta_step = 0
         self._ended: str | None = None  # why the episode ended, once it has
         self._losses: deque[float] = deque(maxlen=history)
@@ -164,17 +200,19 @@ class MetaCurriculumEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start a fresh student; every random stream derives from the env's generator.
 
-        ``options={"omega": w}`` starts the episode at ω = w instead of ``omega_init``.
+        ``options={"omega": w}`` starts the episode at ω = w (a number for a one-parameter
+        family, else ``d`` numbers; clipped to the box) instead of ``omega_init``.
         """
         super().reset(seed=seed)
         options = options or {}
-        self.omega = float(
-            np.clip(
-                options.get("omega", self.config.omega_init or self.omega_min),
-                self.omega_min,
-                self.omega_max,
-            )
-        )
+        if "omega" in options:
+            start = options["omega"]
+        elif self.config.omega_init is not None:
+            start = self.config.omega_init
+        else:
+            start = self.family.easiest
+        self._omega = self.family.clip(start)
+        self.omega = self.family.public(self._omega)
         student_seed = int(self.np_random.integers(2**63 - 1))
         self.student = make_student(self.config, student_seed)
         self.meta_step = 0
@@ -196,7 +234,8 @@ class MetaCurriculumEnv(gym.Env):
                 f"the episode has ended ({self._ended}); call reset() before step(), as after "
                 "any Gymnasium episode."
             )
-        self.omega = self._apply(action)
+        self.omega = self.omega_for_action(action)
+        self._omega = self.family.check(self.omega)
         train = student.train(self.omega, self.config.update_rate)
         self.meta_step += self.config.update_rate
         now = {"val": student.validate(self.omega), "target": student.evaluate_target()}
@@ -240,54 +279,82 @@ class MetaCurriculumEnv(gym.Env):
             return None
         last = self._last.get("val")
         loss = "n/a" if last is None else f"{last.normalized_loss:.3f}"
-        return f"meta-step {self.meta_step}/{self.config.budget}  omega {self.omega:.2f}  val loss/chance {loss}"
+        omega = ", ".join(f"{w:.2f}" for w in self._omega)
+        return f"meta-step {self.meta_step}/{self.config.budget}  omega {omega}  val loss/chance {loss}"
 
     # -- helpers -------------------------------------------------------------------
 
-    def _apply(self, action) -> float:
+    def omega_for_action(self, action) -> float | np.ndarray:
+        """The ω that ``action`` leads to from the current one (in ``info["omega"]``'s form),
+        without stepping: checks the action as ``step`` does.
+
+        Raises:
+            ValueError: for an action that is not one of the action space's (naming it).
+        """
+        family, low, high = self.family, self.family.low, self.family.high
+        dim = family.dim
         if self.config.action_type == "discrete":
-            if not self.action_space.contains(action) or isinstance(action, (bool, np.bool_)):
+            if (
+                not self.action_space.contains(action)
+                or isinstance(action, (bool, np.bool_))
+                or (dim > 1 and np.asarray(action).dtype.kind not in "iu")
+            ):
+                choices = "the integer" if dim == 1 else f"an integer array of {dim}, each"
                 raise ValueError(
-                    f"discrete action must be the integer 0 (down), 1 (stay) or 2 (up) of "
+                    f"discrete action must be {choices} 0 (down), 1 (stay) or 2 (up) of "
                     f"{self.action_space}, got {action!r} ({type(action).__name__})."
                 )
-            delta = (int(action) - 1) * self.config.omega_step
+            moves = np.asarray(action, dtype=np.int64).reshape(-1) - 1
+            omega = self._omega + moves * self.config.omega_step * family.unit
         else:
+            what = "ω" if self.config.action_type == "omega" else "continuous action"
             if not _is_real(action):
                 raise ValueError(
-                    f"continuous action must be a real number or an array of one (the action "
-                    f"space is {self.action_space}), got {action!r} ({type(action).__name__})."
+                    f"{what} must be a real number or an array of {dim} (the action space is "
+                    f"{self.action_space}), got {action!r} ({type(action).__name__})."
                 )
             a = np.asarray(action, dtype=np.float64).reshape(-1)
-            if a.size != 1:
+            if a.size != dim:
                 raise ValueError(
-                    f"continuous action must hold one value, got {action!r} of shape "
-                    f"{np.shape(action)}."
+                    f"{what} must hold {dim} value(s), one per parameter "
+                    f"{list(family.names)}, got {action!r} of shape {np.shape(action)}."
                 )
-            if not np.isfinite(a[0]):
+            if not np.all(np.isfinite(a)):
+                bounds = "in the ω box" if self.config.action_type == "omega" else "in [-1, 1]"
                 raise ValueError(
-                    f"action {action!r} is not finite; a teacher must output a number in [-1, 1]."
+                    f"action {action!r} is not finite; a teacher must output numbers {bounds}."
                 )
-            delta = float(np.clip(a[0], -1.0, 1.0)) * (self.omega_max - self.omega_min)
-        return float(np.clip(self.omega + delta, self.omega_min, self.omega_max))
+            if self.config.action_type == "omega":
+                omega = a
+            else:
+                omega = self._omega + np.clip(a, -1.0, 1.0) * (high - low)
+        return family.public(np.clip(omega, low, high))
 
     def _clipped(self, value: float) -> float:
         return float(np.clip(value, 0.0, LOSS_CLIP))
 
     def _observation(self) -> np.ndarray:
-        omega = (self.omega - self.omega_min) / max(self.omega_max - self.omega_min, 1e-12)
+        omega = self.family.normalize(self._omega)
         progress = min(self.meta_step / self.config.budget, 1.0)
-        return np.array([*self._losses, omega, progress], dtype=np.float32)
+        return np.array([*self._losses, *omega, progress], dtype=np.float32)
 
     def _info(
         self, train: dict[str, Any], diverged: bool, measured: dict[str, Measurement] | None = None
     ) -> dict[str, Any]:
         val, target = (measured or self._last)["val"], (measured or self._last)["target"]
+        family = self.family
         return {
-            "omega": self.omega,
-            "omega_min": self.omega_min,
-            "omega_max": self.omega_max,
+            "omega": family.public(self._omega),
+            "omega_min": family.public(family.low),
+            "omega_max": family.public(family.high),
+            "omega_hardest": family.public(family.hardest),
+            "omega_unit": family.public(family.unit),
+            "omega_names": family.names,
+            **{
+                f"omega/{name}": float(w) for name, w in zip(family.names, self._omega, strict=True)
+            },
             "omega_step": self.config.omega_step,
+            "action_type": self.config.action_type,
             "n_way": list(train["n_way"]),
             "train_loss": float(train["loss"]),
             "val_loss": val.loss,

@@ -27,7 +27,7 @@ from metacurriculum.student import Population
 
 @dataclass
 class _Prepared:
-    omega: float
+    omega: float | np.ndarray
     meta_steps: int
     train: dict[str, Any] | None
     val: Measurement | None
@@ -56,11 +56,8 @@ class PopulationMember:
         if (
             ready is not None
             and ready.train is not None
-            and (ready.omega, ready.meta_steps)
-            == (
-                omega,
-                meta_steps,
-            )
+            and ready.meta_steps == meta_steps
+            and np.array_equal(ready.omega, omega)
         ):
             result, ready.train = ready.train, None
             return result
@@ -69,7 +66,7 @@ class PopulationMember:
     def validate(self, omega: float) -> Measurement:
         ready = self.prepared
         if ready is not None and ready.train is None and ready.val is not None:
-            if ready.omega == omega:
+            if np.array_equal(ready.omega, omega):
                 result, ready.val = ready.val, None
                 return result
         return self.students.validate([self.row], [omega])[0]

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from metacurriculum.envs.config import MetaCurriculumConfig
+from metacurriculum.envs.families import TaskFamily, make_family
 
 
 def chance_loss(n_way: int) -> float:
@@ -69,15 +70,16 @@ class AdaptationCurves:
 class CurriculumStudent(Protocol):
     """What the environment needs of a student."""
 
-    def train(self, omega: float, meta_steps: int) -> dict[str, Any]:
-        """Run ``meta_steps`` meta-training steps on tasks drawn at ``omega``.
+    def train(self, omega: float | np.ndarray, meta_steps: int) -> dict[str, Any]:
+        """Run ``meta_steps`` meta-training steps on tasks drawn at ``omega`` (a float for a
+        one-parameter family, else the family's ``[d]`` vector).
 
         Returns:
             ``{"loss": mean query loss, "accuracy": ..., "n_way": [n of each task]}``.
         """
         ...
 
-    def validate(self, omega: float) -> Measurement:
+    def validate(self, omega: float | np.ndarray) -> Measurement:
         """Measure on fresh meta-validation tasks drawn at ``omega``."""
         ...
 
@@ -188,8 +190,123 @@ class AnalyticStudent:
         os.replace(tmp, path)
 
 
+class AnalyticVectorStudent:
+    """The analytic student for any task family: one skill per coordinate of ω.
+
+    Each coordinate ``j`` of a task is read as its difficulty ``h_j`` in ``[0, 1]``
+    (0 at the easiest end, 1 at the hardest; :meth:`TaskFamily.difficulty`). The student
+    has a skill ``k_j`` per coordinate, starting at 0. Its normalised loss on a task is
+    ``sigmoid(Σ_j w_j (h_j - k_j) / tau)``, plus Gaussian measurement noise: harder in
+    every coordinate, easier as each skill grows. A meta-step raises each skill by
+    ``rate * (floor + exp(-(h_j - k_j - lead)^2 / (2 width^2)))``, averaged over the
+    tasks: a coordinate is learnt fastest just beyond its skill (``lead``), as in
+    :class:`AnalyticStudent`, so a teacher that keeps every coordinate near its own
+    frontier leaves a better student at the hardest corner than training there from the
+    start. The coordinates learn independently; their weights ``w`` (summing to 1) say
+    how much each matters to the loss, so a teacher must find a separate pace for each.
+
+    Args:
+        config: the env's settings (family, budget, meta_batch, omega_noise, ...).
+        seed: seeds the noise and the per-task perturbation of ω.
+        noise: standard deviation of the measurement noise on normalised losses.
+        weights: one per coordinate (normalised to sum 1); ``None`` gives the first
+            coordinate twice the weight of each other one.
+    """
+
+    floor = 0.05
+    lead = 0.1
+    width = 0.15
+    tau = 0.1
+
+    def __init__(
+        self,
+        config: MetaCurriculumConfig,
+        seed: int,
+        noise: float = 0.01,
+        weights: np.ndarray | None = None,
+    ) -> None:
+        self.config = config
+        self.family: TaskFamily = make_family(config)
+        self.rng = np.random.default_rng(seed)
+        self.noise = noise
+        d = self.family.dim
+        raw = np.array([2.0] + [1.0] * (d - 1)) if weights is None else np.asarray(weights, float)
+        if raw.shape != (d,) or np.any(raw < 0) or raw.sum() <= 0:
+            raise ValueError(f"weights={weights!r} must be {d} non-negative numbers, not all 0.")
+        self.weights = raw / raw.sum()
+        self.skill = np.zeros(d)
+        # An ideal curriculum reaches the top of every coordinate in about 60% of the budget.
+        self.rate = 1.0 / (0.6 * config.budget)
+
+    def _params(self, omega: Any, tasks: int) -> np.ndarray:
+        offsets = self.rng.uniform(-1.0, 1.0, size=(tasks, self.family.dim))
+        return self.family.task_parameters(omega, offsets, self.config.omega_noise)
+
+    def normalized_loss(self, params: np.ndarray) -> np.ndarray:
+        """The noiseless normalised loss of tasks with coordinates ``params`` (``[T, d]``)."""
+        h = np.stack([self.family.difficulty(row) for row in np.atleast_2d(params)])
+        return 1.0 / (1.0 + np.exp(-((h - self.skill) @ self.weights) / self.tau))
+
+    def _measure(self, params: np.ndarray) -> Measurement:
+        n_way = self.family.n_way(params)
+        norm = self.normalized_loss(params) + self.noise * self.rng.standard_normal(len(params))
+        norm = np.clip(norm, 0.0, None)
+        chance = np.array([chance_loss(n) for n in n_way])
+        accuracy = 1.0 - np.clip(norm, 0.0, 1.0) * (1.0 - 1.0 / np.maximum(n_way, 1))
+        return Measurement(
+            loss=float(np.mean(norm * chance)),
+            accuracy=float(np.mean(accuracy)),
+            normalized_loss=float(np.mean(norm)),
+            n_way=tuple(int(n) for n in n_way),
+        )
+
+    def train(self, omega: Any, meta_steps: int) -> dict[str, Any]:
+        losses, all_n = [], []
+        for _ in range(meta_steps):
+            params = self._params(omega, self.config.meta_batch)
+            h = np.stack([self.family.difficulty(row) for row in params])
+            gain = self.floor + np.exp(-((h - self.skill - self.lead) ** 2) / (2 * self.width**2))
+            self.skill = np.minimum(self.skill + self.rate * gain.mean(axis=0), 1.2)
+            losses.append(float(np.mean(self.normalized_loss(params))))
+            all_n.extend(int(n) for n in self.family.n_way(params))
+        return {"loss": float(np.mean(losses)), "accuracy": float("nan"), "n_way": all_n}
+
+    def validate(self, omega: Any) -> Measurement:
+        return self._measure(self._params(omega, self.config.val_tasks))
+
+    def evaluate_target(self) -> Measurement:
+        return self._measure(np.tile(self.family.hardest, (self.config.target_tasks, 1)))
+
+    def evaluate_test(self, num_tasks: int, seed: int) -> AdaptationCurves:
+        rng = np.random.default_rng(seed)
+        hardest = np.tile(self.family.hardest, (num_tasks, 1))
+        n = self.family.n_way(hardest)
+        final = self.normalized_loss(hardest) + self.noise * rng.standard_normal(num_tasks)
+        steps = np.arange(self.config.inner_steps + 1)
+        norm = final[:, None] + (1.0 - final[:, None]) * 0.5 ** steps[None, :]
+        norm = np.clip(norm, 0.0, None)
+        accuracy = 1.0 - np.clip(norm, 0.0, 1.0) * (1.0 - 1.0 / n[:, None])
+        chance = np.array([chance_loss(k) for k in n])[:, None]
+        return AdaptationCurves(norm * chance, accuracy, n)
+
+    def save(self, path: str) -> None:
+        state = {"skill": self.skill.tolist(), "config": self.config.to_dict()}
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.replace(tmp, path)
+
+
+def analytic_student(config: MetaCurriculumConfig, seed: int) -> CurriculumStudent:
+    """The analytic student of ``config``'s family: :class:`AnalyticStudent` for ``classes``
+    (the number of classes), :class:`AnalyticVectorStudent` for every other family."""
+    if config.family == "classes":
+        return AnalyticStudent(config, seed)
+    return AnalyticVectorStudent(config, seed)
+
+
 STUDENTS: dict[str, Callable[[MetaCurriculumConfig, int], CurriculumStudent]] = {
-    "analytic": AnalyticStudent,
+    "analytic": analytic_student,
 }
 
 

@@ -1,4 +1,4 @@
-"""Few-shot task distributions parameterised by ω, the (continuous) number of classes.
+"""Few-shot task distributions parameterised by ω: the number of classes, and a family's ω.
 
 A task distribution holds a class-indexed image tensor ``[classes, samples, C, H, W]``
 on the student's device and samples N-way K-shot meta-batches from it by pure tensor
@@ -12,15 +12,23 @@ from ω plus the paper's uniform perturbation (``T_i ~ p(T) + noise``)::
 With the default ``omega_noise = 0.5`` an integer ω gives n = ω and a fractional ω
 mixes its two neighbours in proportion (ω = 3.25 gives n = 3 three times in four), so
 the expected n moves smoothly with ω.
+
+:class:`FamilyTasks` draws the tasks of a :class:`~metacurriculum.envs.families.TaskFamily`
+at a vector ω: its per-task values come from the family (the one place ω is
+perturbed), its classes and images from a :class:`TaskDistribution`, and the family's
+``transform`` changes the images (rotation, noise, ...).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from metacurriculum.envs.families import TaskFamily, perturb
 from metacurriculum.student.batch import MetaBatch
 
 
@@ -91,8 +99,9 @@ class TaskDistribution:
         if not math.isfinite(omega):
             raise ValueError(f"omega={omega} must be finite.")
         u = torch.rand(num_tasks, generator=generator, device=self.device, dtype=torch.float64)
-        perturbed = omega + (2.0 * u - 1.0) * self.omega_noise
-        return perturbed.round().clamp(self.n_min, self.n_max).long()
+        offsets = (2.0 * u - 1.0).cpu().numpy()
+        n_way = perturb(omega, offsets, self.omega_noise, 1.0, True, self.n_min, self.n_max)
+        return torch.as_tensor(n_way, device=self.device).long()
 
     def sample(self, omega: float, num_tasks: int, generator: torch.Generator) -> MetaBatch:
         """A meta-batch of ``num_tasks`` tasks whose sizes are drawn at ``omega``."""
@@ -128,3 +137,46 @@ class TaskDistribution:
         return MetaBatch(
             sx, sy.masked_fill(~smask, 0), smask, qx, qy.masked_fill(~qmask, 0), qmask, n_way
         )
+
+
+class FamilyTasks:
+    """The tasks of a family at a vector ω, drawn from one image split.
+
+    Args:
+        family: the task family (its parameters and ``transform``).
+        tasks: the classes and images to draw from (its ``n_max``, ``k_shot`` and
+            ``q_query`` apply; its ``omega_noise`` is the per-task perturbation).
+    """
+
+    def __init__(self, family: TaskFamily, tasks: TaskDistribution) -> None:
+        self.family = family
+        self.tasks = tasks
+
+    def __getattr__(self, name: str) -> Any:
+        # images, n_max, k_shot, q_query, device, ... of the underlying distribution
+        if name in ("family", "tasks"):
+            raise AttributeError(name)
+        return getattr(self.tasks, name)
+
+    def task_parameters(self, omega: Any, num_tasks: int, generator: torch.Generator) -> np.ndarray:
+        """``[T, d]`` per-task coordinates drawn at ``omega`` (float64, on the CPU)."""
+        omega = self.family.check(omega)
+        shape = (num_tasks,) if self.family.dim == 1 else (num_tasks, self.family.dim)
+        u = torch.rand(shape, generator=generator, device=self.tasks.device, dtype=torch.float64)
+        offsets = (2.0 * u - 1.0).cpu().numpy()
+        return self.family.task_parameters(omega, offsets, self.tasks.omega_noise)
+
+    def sample(self, omega: Any, num_tasks: int, generator: torch.Generator) -> MetaBatch:
+        """A meta-batch of ``num_tasks`` tasks drawn at ``omega`` (a number when ``d = 1``)."""
+        return self.sample_at(self.task_parameters(omega, num_tasks, generator), generator)
+
+    def sample_at(self, params: np.ndarray, generator: torch.Generator) -> MetaBatch:
+        """A meta-batch with one task per row of ``params`` (``[T, d]`` coordinates)."""
+        params = np.asarray(params, dtype=np.float64).reshape(-1, self.family.dim)
+        n_way = torch.as_tensor(self.family.n_way(params), device=self.tasks.device)
+        batch = self.tasks.sample_tasks(n_way, generator)
+        return self.family.transform(batch, params, generator)
+
+    def sample_hardest(self, num_tasks: int, generator: torch.Generator) -> MetaBatch:
+        """``num_tasks`` tasks at the hardest corner, unperturbed: the target distribution."""
+        return self.sample_at(np.tile(self.family.hardest, (num_tasks, 1)), generator)

@@ -171,7 +171,7 @@ class MetaCurriculumVectorEnv(VectorEnv):
             raise ValueError(f"got {len(actions)} actions for {self.num_envs} sub-envs.")
         if self.students is not None:
             # Every action is checked (and its ω computed) before any student trains.
-            omegas = [env._apply(a) for env, a in zip(self.envs, actions, strict=True)]
+            omegas = [env.omega_for_action(a) for env, a in zip(self.envs, actions, strict=True)]
             self.students.prepare(omegas, self.config.update_rate)
         observations, infos = [], {}
         rewards = np.zeros(self.num_envs, dtype=np.float64)

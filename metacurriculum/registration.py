@@ -52,6 +52,22 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
     },
     # The closed-form student: microseconds per step, for developing teachers.
     "MetaCurriculum-Analytic-v0": {"student": "analytic", "n_max": 20, "budget": 1000},
+    # A three-dimensional ω on Omniglot 5-way: (classes, rotation range, pixel noise); the
+    # target distribution is the hardest corner (5 classes, +-60 degrees, noise 0.5).
+    "MetaCurriculum-OmniglotMulti-v0": {
+        "dataset": "omniglot",
+        "omniglot_protocol": "maml",
+        "family": "omniglot-multi",
+        "n_max": 5,
+        "budget": 1000,
+    },
+    # The same three-dimensional family on the closed-form student (one skill per coordinate).
+    "MetaCurriculum-AnalyticMulti-v0": {
+        "student": "analytic",
+        "family": "omniglot-multi",
+        "n_max": 20,
+        "budget": 1000,
+    },
 }
 
 

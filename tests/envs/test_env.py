@@ -55,11 +55,8 @@ def test_sb3_check_env(env_id):
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_same_seed_same_trajectory(env_id):
-    actions = [
-        np.array([0.3], np.float32),
-        np.array([-0.1], np.float32),
-        np.array([1.0], np.float32),
-    ]
+    dim = make_tiny(env_id).action_space.shape[0]
+    actions = [np.full(dim, a, np.float32) for a in (0.3, -0.1, 1.0)]
     a = rollout(make_tiny(env_id), 7, actions)
     b = rollout(make_tiny(env_id), 7, actions)
     for x, y in zip(a, b, strict=True):

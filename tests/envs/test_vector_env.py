@@ -179,7 +179,8 @@ def test_make_vec_gives_a_batched_vector_env_for_every_id(env_id) -> None:
     assert envs.spec.id == env_id and envs.spec.kwargs["num_envs"] == 2
     obs, info = envs.reset(seed=0)
     assert obs.dtype == np.float32 and envs.observation_space.contains(obs)
-    assert info["omega"].shape == (2,) and info["_omega"].all()
+    dim = single.unwrapped.family.dim  # a vector ω is stacked: [num_envs, d]
+    assert info["omega"].shape == ((2,) if dim == 1 else (2, dim)) and info["_omega"].all()
     obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
     assert envs.observation_space.contains(obs)
     assert reward.shape == (2,) and reward.dtype == np.float64

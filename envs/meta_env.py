@@ -135,7 +135,8 @@ class MetaCurriculumEnv(gym.Env):
     ## Info
 
     ``omega`` (a float for a one-parameter family, else a ``[d]`` array), ``omega_min``,
-    ``omega_max`` (the box's bounds), ``omega_hardest`` (its hardest corner) and
+    ``omega_max`` (the box's bounds), ``omega_hardest`` and ``omega_easiest`` (its
+    hardest and easiest corners) and
     ``omega_unit``, each in the form of ``omega``; ``omega_names`` (the parameters'
     names), ``omega/<name>`` (each coordinate as a float), ``omega_step``,
     ``action_type``, ``n_way`` (n of each task trained on this step), ``train_loss``,
@@ -348,6 +349,7 @@ class MetaCurriculumEnv(gym.Env):
             "omega_min": family.public(family.low),
             "omega_max": family.public(family.high),
             "omega_hardest": family.public(family.hardest),
+            "omega_easiest": family.public(family.easiest),
             "omega_unit": family.public(family.unit),
             "omega_names": family.names,
             **{
@@ -395,20 +397,33 @@ def make_env(env_id: str, **overrides: Any) -> gym.Env:
 
 
 def action_for_omega(
-    target: float, info: dict[str, Any], action_space: spaces.Space
+    target: float | np.ndarray, info: dict[str, Any], action_space: spaces.Space
 ) -> np.ndarray | int:
-    """The action that moves ω from ``info["omega"]`` towards ``target``.
+    """The action that moves ω from ``info["omega"]`` towards ``target`` (a number for a
+    one-parameter family, else one per coordinate).
 
-    For the continuous action space this reaches ``target`` exactly (clipped to the ω
-    range); for the discrete one it is one ``omega_step`` towards it, or "stay" when
-    ``target`` is within half a step. Teachers that pick an ω rather than a change use it.
+    With ``action_type="omega"`` (``info["action_type"]``) the action is ``target`` itself,
+    clipped to the box, as float64: exact. For the continuous action space it reaches
+    ``target`` up to float32 rounding of the change (clipped to the ω box); for the
+    discrete ones it is one ``omega_step`` (times the coordinate's unit) towards it, or
+    "stay" when ``target`` is within half a step, per coordinate. Teachers that pick an ω
+    rather than a change use it.
     """
-    omega, low, high = info["omega"], info["omega_min"], info["omega_max"]
-    target = float(np.clip(target, low, high))
-    if isinstance(action_space, spaces.Discrete):
-        step = info.get("omega_step", 1.0)
-        if abs(target - omega) < step / 2:
-            return 1
-        return 2 if target > omega else 0
-    delta = (target - omega) / max(high - low, 1e-12)
-    return np.array([np.clip(delta, -1.0, 1.0)], dtype=np.float32)
+    low = np.atleast_1d(np.asarray(info["omega_min"], dtype=np.float64))
+    high = np.atleast_1d(np.asarray(info["omega_max"], dtype=np.float64))
+    omega = np.atleast_1d(np.asarray(info["omega"], dtype=np.float64))
+    target = np.clip(np.atleast_1d(np.asarray(target, dtype=np.float64)), low, high)
+    if target.shape != omega.shape:
+        raise ValueError(
+            f"target ω has {target.size} value(s) but the env's ω has {omega.size}; give one "
+            "per parameter (info['omega_names'])."
+        )
+    if info.get("action_type") == "omega":
+        return target
+    if isinstance(action_space, (spaces.Discrete, spaces.MultiDiscrete)):
+        unit = np.atleast_1d(np.asarray(info.get("omega_unit", 1.0), dtype=np.float64))
+        step = info.get("omega_step", 1.0) * unit
+        moves = np.where(np.abs(target - omega) < step / 2, 1, np.where(target > omega, 2, 0))
+        return int(moves[0]) if isinstance(action_space, spaces.Discrete) else moves
+    delta = (target - omega) / np.maximum(high - low, 1e-12)
+    return np.clip(delta, -1.0, 1.0).astype(np.float32)

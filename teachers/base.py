@@ -85,24 +85,52 @@ def teacher_summary(teacher: Any) -> dict[str, float]:
     return {key: float(value) for key, value in result.items()}
 
 
+#: The teachers that steer a vector ω, for the error a scalar-only teacher raises.
+VECTOR_HINT = (
+    "teachers that steer a vector ω: none, random, linear, reverse, adaptive, adaptive-paper, "
+    "alp-gmm, adr, or an SB3 policy trained on the env"
+)
+
+
+def action_dim(action_space: spaces.Space) -> int:
+    """The number of ω coordinates an action space steers (``Discrete``: 1)."""
+    if isinstance(action_space, spaces.Discrete):
+        return 1
+    if isinstance(action_space, spaces.MultiDiscrete):
+        return int(np.asarray(action_space.nvec).size)
+    return int(np.prod(action_space.shape))
+
+
 class OmegaTeacher:
     """Base class of teachers that choose the next ω rather than an action.
 
     Subclasses implement :meth:`choose_omega`; ``act`` converts its answer with
-    :func:`~metacurriculum.envs.action_for_omega` (exact for ``Box`` actions, one
-    ``omega_step`` towards it for ``Discrete`` ones). Per-episode state is set up in
-    :meth:`on_reset`. The bookkeeping available to subclasses:
+    :func:`~metacurriculum.envs.action_for_omega` (the ω itself for ``action_type="omega"``,
+    the change for ``Box`` actions, one ``omega_step`` towards it for discrete ones).
+    Per-episode state is set up in :meth:`on_reset`.
+
+    A teacher for one-parameter families returns a number; one that sets
+    ``vector = True`` returns one number per coordinate (``info["omega_names"]``) and
+    runs on every family. On an env whose ω has several coordinates a teacher without
+    ``vector = True`` raises ``ValueError`` at :meth:`reset`.
+
+    The bookkeeping available to subclasses:
 
     Attributes:
         rng: the teacher's generator, seeded by :meth:`reset`.
         action_space: the env's action space.
+        dim: the number of ω coordinates (1 for the ``classes`` family).
         steps: how many times ``act`` ran since :meth:`reset`. ``info`` at an ``act``
             call measures the student trained at the ω of the previous call, so there
             is an outcome to learn from only when ``steps > 0``.
     """
 
+    #: Whether :meth:`choose_omega` handles a vector ω (several coordinates).
+    vector = False
+
     rng: np.random.Generator
     action_space: spaces.Space
+    dim: int
     steps: int
 
     def reset(
@@ -113,13 +141,21 @@ class OmegaTeacher:
         seed: int | None = None,
     ) -> None:
         """Seed the generator, keep the action space, and call :meth:`on_reset`."""
-        if not isinstance(action_space, (spaces.Box, spaces.Discrete)):
+        if not isinstance(action_space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete)):
             raise TypeError(
                 f"{type(self).__name__} drives Box or Discrete action spaces, got {action_space}; "
-                "make the env with action_type='continuous' or 'discrete'."
+                "make the env with action_type='continuous', 'discrete' or 'omega'."
+            )
+        dim = action_dim(action_space)
+        if dim > 1 and not self.vector:
+            raise ValueError(
+                f"{type(self).__name__} steers a one-parameter ω, but this env's ω has {dim} "
+                f"coordinates (action space {action_space}); use it on a one-parameter family "
+                f"such as 'classes', or pick one of the {VECTOR_HINT}."
             )
         self.rng = np.random.default_rng(seed)
         self.action_space = action_space
+        self.dim = dim
         self.steps = 0
         self.on_reset()
 
@@ -136,10 +172,12 @@ class OmegaTeacher:
                 f"info lacks {missing}; {type(self).__name__} needs the info dict that "
                 "MetaCurriculumEnv returns from reset() and step()."
             )
-        omega = float(self.choose_omega(observation, info))
-        if not math.isfinite(omega):
+        chosen = self.choose_omega(observation, info)
+        omega = np.asarray(chosen, dtype=np.float64).reshape(-1)
+        if omega.size != self.dim or not np.all(np.isfinite(omega)):
+            expected = "a number" if self.dim == 1 else f"{self.dim} numbers, one per coordinate"
             raise ValueError(
-                f"{type(self).__name__}.choose_omega returned {omega}; expected a number."
+                f"{type(self).__name__}.choose_omega returned {chosen!r}; expected {expected}."
             )
         self.steps += 1
         return action_for_omega(omega, dict(info), self.action_space)
@@ -147,8 +185,9 @@ class OmegaTeacher:
     def on_reset(self) -> None:
         """Set up per-episode state; ``rng``, ``action_space`` and ``steps`` are ready."""
 
-    def choose_omega(self, observation: np.ndarray, info: Mapping[str, Any]) -> float:
-        """The ω to train at next (clipped by the env to ``[omega_min, omega_max]``)."""
+    def choose_omega(self, observation: np.ndarray, info: Mapping[str, Any]) -> float | np.ndarray:
+        """The ω to train at next (clipped by the env to ``[omega_min, omega_max]``): a
+        number, or one per coordinate for a ``vector`` teacher."""
         raise NotImplementedError(f"{type(self).__name__} must implement choose_omega().")
 
     def summary(self) -> dict[str, float]:
@@ -160,8 +199,9 @@ class OmegaTeacher:
         """
         return {}
 
-    def measured(self, info: Mapping[str, Any]) -> tuple[float, float] | None:
-        """``(ω, normalised validation loss)`` of the previous choice, or ``None``.
+    def measured(self, info: Mapping[str, Any]) -> tuple[Any, float] | None:
+        """``(ω, normalised validation loss)`` of the previous choice, or ``None``; ω is a
+        float for one-parameter families, a ``[d]`` array otherwise.
 
         ``None`` on the first call after reset (no choice yet) and when the student
         diverged (the loss is not finite).
@@ -169,7 +209,8 @@ class OmegaTeacher:
         loss = float(info["val_loss_normalized"])
         if self.steps == 0 or info.get("diverged", False) or not math.isfinite(loss):
             return None
-        return float(info["omega"]), loss
+        omega = info["omega"]
+        return (float(omega) if np.ndim(omega) == 0 else np.array(omega, dtype=float)), loss
 
 
 class FunctionTeacher:

@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from metacurriculum.teachers.base import OmegaTeacher, register_teacher
-from metacurriculum.teachers.schedules import check_fraction, ramp
+from metacurriculum.teachers.schedules import check_fraction, corners, ramp
 
 
 @register_teacher("static")
@@ -137,6 +137,16 @@ class AdaptiveTeacher(OmegaTeacher):
     Table I's teacher update rate (4) is the env's ``update_rate`` (meta-steps per env
     step), so this teacher updates on every ``act``.
 
+    A vector ω (a task family with several parameters) is the paper's general case: the
+    teacher perturbs every coordinate, estimates each partial derivative by the same
+    least squares (``∇ψ = (ΔΩᵀΔΩ + prior_weight I)⁻¹ (ΔΩᵀΔL + prior_weight prior_slope)``
+    over the window), and steps each coordinate whose ``|∂J/∂ω_j|`` exceeds ``threshold``
+    by ``step`` in the direction ``-sign``. Every length (``step``, ``perturbation``,
+    ``min_delta``, the slope's ω) is in units of each coordinate's ``unit``
+    (``info["omega_unit"]``: one class for the number of classes), and each coordinate
+    is oriented so that its hardest end is "up" (the prior says difficulty rises
+    towards it; the floor pushes towards it).
+
     Choices beyond the paper (``adaptive-paper``, :class:`PaperAdaptiveTeacher`, turns
     the first and third off):
 
@@ -231,6 +241,7 @@ class AdaptiveTeacher(OmegaTeacher):
     min_delta: float = 0.05
     floor: str = "linear"
     push_until: float = 0.75
+    vector = True
 
     def __post_init__(self) -> None:
         for name in ("target_loss", "step", "perturbation", "threshold", "prior_weight"):
@@ -250,56 +261,87 @@ class AdaptiveTeacher(OmegaTeacher):
             )
 
     def on_reset(self) -> None:
-        self.base: float | None = None
-        self.history: deque[tuple[float, float]] = deque(maxlen=self.window)
-        self.difficulty_gradient = float("nan")
-        self.objective_gradient = float("nan")
+        self.base: Any = None  # in oriented units (see _frame); ω's form for one coordinate
+        self.history: deque[tuple[np.ndarray, float]] = deque(maxlen=self.window)
+        self.difficulty_gradient: Any = float("nan")
+        self.objective_gradient: Any = float("nan")
         self.good_meta_steps = 0.0  # the gated floor's clock
         self._meta_step = 0.0
         self.decisions = {"own": 0, "floor": 0, "up": 0, "down": 0}
 
-    def choose_omega(self, observation: np.ndarray, info: Mapping[str, Any]) -> float:
-        low, high = float(info["omega_min"]), float(info["omega_max"])
+    def _frame(self, info: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``scale`` (ω = x * scale: the unit, negative where the low end is hardest) and
+        the bounds of x, the coordinates in which harder is up. For the number of classes
+        ``scale = 1`` and x is ω itself."""
+        low = np.atleast_1d(np.asarray(info["omega_min"], dtype=float))
+        high = np.atleast_1d(np.asarray(info["omega_max"], dtype=float))
+        unit = np.atleast_1d(np.asarray(info.get("omega_unit", 1.0), dtype=float))
+        hardest = np.atleast_1d(np.asarray(info.get("omega_hardest", high), dtype=float))
+        scale = np.where(hardest >= high, unit, -unit)
+        a, b = low / scale, high / scale
+        return scale, np.minimum(a, b), np.maximum(a, b)
+
+    def choose_omega(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
+        scale, x_low, x_high = self._frame(info)
         if self.base is None:
-            self.base = float(info["omega"])
+            self.base = np.atleast_1d(np.asarray(info["omega"], dtype=float)) / scale
         measured = self.measured(info)
         if measured is not None:
-            self.history.append(measured)
-            self.difficulty_gradient = self.estimate_gradient()
-            self.objective_gradient = (measured[1] - self.target_loss) * self.difficulty_gradient
-            if abs(self.objective_gradient) > self.threshold:
-                move = -math.copysign(self.step, self.objective_gradient)
-                self.decisions["up" if move > 0 else "down"] += 1
-                self.base = float(np.clip(self.base + move, low, high))
+            x = np.atleast_1d(np.asarray(measured[0], dtype=float)) / scale
+            self.history.append((x, measured[1]))
+            gradient = np.atleast_1d(self.estimate_gradient())
+            objective = (measured[1] - self.target_loss) * gradient
+            self.difficulty_gradient = self._public(gradient)
+            self.objective_gradient = self._public(objective)
+            moving = np.abs(objective) > self.threshold
+            if moving.any():
+                move = np.where(moving, -np.copysign(self.step, objective), 0.0)
+                self.decisions["up"] += int((move > 0).any())
+                self.decisions["down"] += int((move < 0).any())
+                self.base = np.clip(self.base + move, x_low, x_high)
             if measured[1] < self.target_loss:
                 self.good_meta_steps += float(info["meta_step"]) - self._meta_step
         self._meta_step = float(info["meta_step"])
-        floor = self.floor_omega(info)
-        if floor > self.base:
+        floor = np.atleast_1d(np.asarray(self.floor_omega(info), dtype=float)) / scale
+        if (floor > self.base).any():
             self.decisions["floor"] += 1
-            self.base = floor
+            self.base = np.maximum(self.base, floor)
         else:
             self.decisions["own"] += 1
-        noise = self.rng.uniform(-self.perturbation, self.perturbation)
-        return float(np.clip(self.base + noise, low, high))
+        noise = self.rng.uniform(-self.perturbation, self.perturbation, size=self.base.shape)
+        return np.clip((self.base + noise) * scale, info["omega_min"], info["omega_max"])
 
-    def floor_omega(self, info: Mapping[str, Any]) -> float:
-        """The lowest base ω allowed now (see ``floor``)."""
+    def _public(self, value: np.ndarray) -> Any:
+        return float(value[0]) if value.size == 1 else value
+
+    def floor_omega(self, info: Mapping[str, Any]) -> Any:
+        """The lowest base ω allowed now (see ``floor``): from the easiest corner towards
+        the hardest, per coordinate."""
         if self.floor == "none":
-            return float(info["omega_min"])
+            return corners(info)[0]
         if self.floor == "gated":
             info = {**info, "meta_step": self.good_meta_steps}
         return ramp(info, self.push_until)
 
-    def estimate_gradient(self) -> float:
-        """``dL/dω`` from the recorded pairs, shrunk towards ``prior_slope``."""
-        points = np.array(self.history, dtype=float).reshape(-1, 2)
-        d_omega, d_loss = np.diff(points[:, 0]), np.diff(points[:, 1])
-        keep = np.abs(d_omega) >= self.min_delta
+    def estimate_gradient(self) -> Any:
+        """``dL/dω`` from the recorded pairs, shrunk towards ``prior_slope`` (one partial
+        derivative per coordinate, in oriented units; a float for one coordinate)."""
+        if not self.history:
+            return self.prior_slope if self.prior_weight > 0 else 0.0
+        omegas = np.stack([np.atleast_1d(x) for x, _ in self.history])
+        losses = np.array([loss for _, loss in self.history], dtype=float)
+        d_omega, d_loss = np.diff(omegas, axis=0), np.diff(losses)
+        keep = np.linalg.norm(d_omega, axis=1) >= self.min_delta
         d_omega, d_loss = d_omega[keep], d_loss[keep]
-        numerator = float(d_loss @ d_omega) + self.prior_weight * self.prior_slope
-        denominator = float(d_omega @ d_omega) + self.prior_weight
-        return numerator / denominator if denominator > 0 else 0.0
+        dim = omegas.shape[1]
+        if dim == 1:
+            numerator = float(d_loss @ d_omega[:, 0]) + self.prior_weight * self.prior_slope
+            denominator = float(d_omega[:, 0] @ d_omega[:, 0]) + self.prior_weight
+            return numerator / denominator if denominator > 0 else 0.0
+        gram = d_omega.T @ d_omega + self.prior_weight * np.eye(dim)
+        rhs = d_omega.T @ d_loss + self.prior_weight * self.prior_slope
+        gradient, *_ = np.linalg.lstsq(gram, rhs, rcond=None)  # the minimum-norm one if singular
+        return gradient
 
     def summary(self) -> dict[str, float]:
         """``teacher/own_decision_fraction`` (own decision, not the floor, set the base ω),

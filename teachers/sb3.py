@@ -43,6 +43,9 @@ class SB3Teacher:
         deterministic: act on the policy's mode rather than sampling from it.
     """
 
+    #: A policy acts in whatever action space it was trained on, vector ω included.
+    vector = True
+
     def __init__(self, model: Any, deterministic: bool = True) -> None:
         if not callable(getattr(model, "predict", None)):
             raise TypeError(

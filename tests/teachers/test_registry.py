@@ -138,8 +138,8 @@ def test_missing_info_keys_are_named():
 def test_unsupported_action_space_is_an_error():
     from gymnasium import spaces
 
-    with pytest.raises(TypeError, match="action_type='continuous' or 'discrete'"):
-        make_teacher("none").reset(spaces.Box(0, 1, (6,)), spaces.MultiDiscrete([3, 3]))
+    with pytest.raises(TypeError, match="action_type='continuous', 'discrete' or 'omega'"):
+        make_teacher("none").reset(spaces.Box(0, 1, (6,)), spaces.Tuple([spaces.Discrete(3)]))
 
 
 def test_choose_omega_must_be_implemented():

@@ -12,6 +12,10 @@ unseen tasks of the hardest distribution (``evaluate_test``). Its folder,
 | ``evaluation.json`` | after training (atomically)      | per inner step mean loss/accuracy, per-task arrays |
 | ``done.json``     | last (atomically)                  | summary and its config's digest: marks the run finished |
 
+``omega`` (and ``final_omega``) is a number for a one-parameter family (every paper id);
+for a family of several parameters it is the list of ω's coordinates, and each also
+appears by name (``omega/<name>``, ``final_omega/<name>``).
+
 A finished run is never recomputed (its ``config.json`` must match the requested run,
 else :class:`ConfigMismatchError`, or it is recomputed under ``overwrite=True``). A run
 is finished only when ``done.json`` and the other files read back whole and
@@ -51,6 +55,7 @@ from metacurriculum.benchmarks.run_folders import (
     config_digest,
     evaluation_record,
     jsonable,
+    omega_fields,
     step_record,
     target_loss_auc,
     unfinished_reason,
@@ -450,7 +455,7 @@ class RunRecord:
                 "initial_accuracy": evaluation["accuracy_mean"][0],
                 "final_target_loss": info["target_loss"],
                 "target_loss_auc": target_loss_auc(self.curve),
-                "final_omega": info["omega"],
+                **omega_fields(info, "final_omega"),  # a vector ω also by name
                 "env_steps": self.steps,
                 "meta_steps": info["meta_step"],
                 "diverged": bool(terminated),

@@ -3,7 +3,8 @@
 - ``adaptation.png``: the paper's Figure 1. Loss (top) and accuracy (bottom) on the
   unseen tasks of the hardest distribution against inner gradient steps, one column
   per env, each teacher against no curriculum (``"none"``, black dashed).
-- ``omega.png``: ω over training for each teacher.
+- ``omega.png``: ω over training for each teacher; a panel per coordinate, titled with
+  its name, when ω is a vector (a family of several parameters).
 - ``training_losses.png``: the normalised validation loss at the current ω (top) and
   the target loss on the fixed hardest validation tasks (bottom) over training.
 
@@ -155,10 +156,29 @@ def _spread(ax: Any) -> float:
     return float(values.max() / values.min()) if values.size else 1.0
 
 
+#: The keys of an env's panels, given its runs: :func:`plot_training`'s ``keys`` may be one.
+KeysOf = Callable[[Sequence[Run]], Sequence[str]]
+
+
+def omega_keys(runs: Sequence[Run]) -> list[str]:
+    """The ``steps.jsonl`` columns of ω in ``runs`` (of one env): ``["omega"]`` for a
+    one-parameter family, else a column per coordinate (``"omega/<name>"``)."""
+    named = [key for key in runs[0].steps if key.startswith("omega/")]
+    return named or ["omega"]
+
+
 def plot_training(
-    runs: Sequence[Run], keys: Sequence[str], path: str | Path, title: str, points: int = 15
+    runs: Sequence[Run],
+    keys: Sequence[str] | KeysOf,
+    path: str | Path,
+    title: str,
+    points: int = 15,
 ) -> Path:
     """Columns of ``steps.jsonl`` (``keys``, one row each) against meta-steps, per env.
+
+    ``keys`` may be a function of an env's runs (:func:`omega_keys`): envs with fewer rows
+    leave the rest of their column empty. A named column (``"omega/<name>"``) titles
+    its panel with the name.
 
     Each run's curve is smoothed by a moving average over ``len / points`` env steps
     (so about ``points`` independent values per curve) before the mean over seeds:
@@ -166,29 +186,43 @@ def plot_training(
     """
     groups = _groups(runs)
     styles = teacher_styles([r.teacher for r in runs])
-    fig, axes = _grid(len(keys), list(groups), title)
+    rows_of = {
+        env: list(keys(_flat(teachers)) if callable(keys) else keys)
+        for env, teachers in groups.items()
+    }
+    fig, axes = _grid(max(map(len, rows_of.values())), list(groups), title)
     for col, (env_id, teachers) in enumerate(groups.items()):
+        env_keys = rows_of[env_id]
         steps = max(len(r.steps["meta_step"]) for ms in teachers.values() for r in ms)
         window = max(1, steps // points)
         for teacher, members in teachers.items():
             kept, label = [r for r in members if not r.diverged], _label(teacher, members)
             x = max((r.steps["meta_step"] for r in kept), key=len, default=np.zeros(0))
-            for row, key in enumerate(keys):
+            for row, key in enumerate(env_keys):
                 values = _stack([smooth(r.steps[key], window) for r in kept])
                 _band(axes[row, col], x, values, label, styles[teacher])
         note = f" (moving average over {window} env steps)" if window > 1 else ""
-        axes[0, col].set_title(env_id + note, fontsize=10)
-        axes[-1, col].set_xlabel("meta-steps")
-        for row, key in enumerate(keys):
-            axes[row, col].set_ylabel(TRAINING_LABELS.get(key, key))
+        for row, key in enumerate(env_keys):
+            _, named, name = key.partition("/")
+            heading = [env_id + note] * (row == 0) + [f"ω: {name}"] * bool(named)
+            if heading:
+                axes[row, col].set_title("\n".join(heading), fontsize=10)
+            axes[row, col].set_ylabel(TRAINING_LABELS.get(key, name or key))
+        axes[len(env_keys) - 1, col].set_xlabel("meta-steps")
+        for ax in axes[len(env_keys) :, col]:
+            ax.set_visible(False)
     return _finish(fig, axes, Path(path))
+
+
+def _flat(teachers: dict[str, list[Run]]) -> list[Run]:
+    return [run for members in teachers.values() for run in members]
 
 
 #: The plots of :func:`plot_all`: file name -> function of (runs, path).
 PLOTS: dict[str, Callable[[Sequence[Run], Path], Path]] = {
     "adaptation.png": plot_adaptation,
     "omega.png": lambda runs, path: plot_training(
-        runs, ["omega"], path, "ω chosen by each teacher"
+        runs, omega_keys, path, "ω chosen by each teacher"
     ),
     "training_losses.png": lambda runs, path: plot_training(
         runs,

@@ -3,7 +3,8 @@
 A run is finished only when its folder reads back whole and agrees with itself:
 
 - ``config.json`` and ``done.json`` parse to JSON objects, and ``done.json`` holds every
-  summary key with a value of the right type;
+  summary key with a value of the right type (``final_omega``: a number, or a list of
+  numbers when ω is a vector);
 - ``done.json`` carries the digest of the ``config.json`` it was made from, and it matches;
 - ``evaluation.json`` parses, with a per inner step mean loss and accuracy;
 - ``steps.jsonl`` holds one JSON object per line, one line per env step and the reset.
@@ -35,14 +36,15 @@ CONFIG, STEPS, STUDENT, EVALUATION, DONE = (
 )
 RUN_FILES = (CONFIG, STEPS, STUDENT, EVALUATION, DONE)
 
-#: ``done.json``'s keys and the types of their values (``None`` stands for a NaN loss).
+#: ``done.json``'s keys and the types of their values (``None`` stands for a NaN loss; a
+#: ``list`` is a non-empty list of finite numbers: ω of a family with several parameters).
 SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
     "final_loss": (float, int, type(None)),
     "final_accuracy": (float, int, type(None)),
     "initial_loss": (float, int, type(None)),
     "initial_accuracy": (float, int, type(None)),
     "final_target_loss": (float, int, type(None)),
-    "final_omega": (float, int, type(None)),
+    "final_omega": (float, int, list, type(None)),
     "env_steps": (int,),
     "meta_steps": (int,),
     "diverged": (bool,),
@@ -50,7 +52,8 @@ SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-#: The per-step ``info`` keys logged to ``steps.jsonl``.
+#: The per-step ``info`` keys logged to ``steps.jsonl``; a vector ω adds its named
+#: coordinates (:func:`omega_fields`).
 STEP_KEYS = (
     "meta_step",
     "omega",
@@ -148,12 +151,26 @@ def read_steps(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def _is_number(value: Any) -> bool:
+    """A finite JSON number, not a boolean."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value)
+
+
+def _valid(value: Any, types: tuple[type, ...]) -> bool:
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        return False
+    if isinstance(value, list):  # a vector ω: every coordinate a number
+        return bool(value) and all(_is_number(v) for v in value)
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 def check_summary(summary: dict[str, Any], path: Path) -> None:
     """Raise :class:`DamagedRunError` unless ``summary`` has ``done.json``'s keys and types."""
     for key, types in SUMMARY_TYPES.items():
         value = summary.get(key, ...)
-        bad_type = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
-        if bad_type or (isinstance(value, float) and not math.isfinite(value)):
+        if not _valid(value, types):
             got = "missing" if value is ... else repr(value)
             raise DamagedRunError(f"{path}: {key!r} is {got}, not a run summary; {_redo(path)}.")
 
@@ -244,11 +261,25 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def omega_fields(info: Mapping[str, Any], key: str = "omega") -> dict[str, Any]:
+    """ω of ``info`` under ``key``: a number for a one-parameter family; for a vector ω its
+    list, then each coordinate by name (``"<key>/<name>"``, e.g. ``"omega/rotation"``),
+    which the tables and plots read."""
+    omega = info["omega"]
+    if np.ndim(omega) == 0:
+        return {key: omega}
+    named = {f"{key}/{name}": info[f"omega/{name}"] for name in info["omega_names"]}
+    return {key: omega, **named}
+
+
 def step_record(
     step: int, info: Mapping[str, Any], action: Any, reward: float | None, wall_s: float
 ) -> dict[str, Any]:
-    """One line of ``steps.jsonl``: the step's action, ``info`` measurements and reward."""
-    record = {"step": step, **{key: info[key] for key in STEP_KEYS}}
+    """One line of ``steps.jsonl``: the step's action, ``info`` measurements and reward
+    (a vector ω also by name, see :func:`omega_fields`)."""
+    record = {"step": step}
+    for key in STEP_KEYS:
+        record.update(omega_fields(info) if key == "omega" else {key: info[key]})
     action = None if action is None else np.asarray(action, dtype=float).reshape(-1)
     record["action"] = None if action is None else (action[0] if action.size == 1 else action)
     record.update(reward=reward, wall_s=round(wall_s, 4))

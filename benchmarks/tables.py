@@ -8,7 +8,8 @@
   divergence rule, and lists the settings in which its runs differ, if any;
 - ``results.csv``: a row per env and teacher, with every estimate and p-value;
 - ``runs.csv``: a row per run, its numbers only (no timings), so that a resumed
-  benchmark writes the same bytes as an uninterrupted one.
+  benchmark writes the same bytes as an uninterrupted one. A vector ω's final value is
+  its JSON list (``final_omega``) and a column per coordinate (``final_omega/<name>``).
 """
 
 from __future__ import annotations
@@ -203,8 +204,13 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows([{k: _cell(v) for k, v in row.items()} for row in rows])
     return path
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: lists (a vector ω) as JSON, ``[20.0, 60.0, 0.5]``; the rest as it is."""
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
 def report(root: str | Path, out: str | Path | None = None) -> str:

@@ -7,7 +7,7 @@ Subcommands (``metacurriculum SUBCOMMAND --help`` for each)::
     metacurriculum bench --preset reduced --out runs/reduced
     metacurriculum table runs/          # alias: report
     metacurriculum plot runs/
-    metacurriculum envs | teachers | presets
+    metacurriculum envs | teachers | presets | families
 
 The work happens in :mod:`metacurriculum.benchmarks`; this module only parses.
 """
@@ -30,7 +30,7 @@ import metacurriculum
 
 DESCRIPTION = (
     "Benchmark curriculum teachers of a MAML student: run teachers x envs x seeds, "
-    "aggregate and plot the runs, list envs, teachers and presets."
+    "aggregate and plot the runs, list envs, teachers, presets and task families."
 )
 
 
@@ -152,16 +152,32 @@ def env_ids() -> list[str]:
     return sorted(env_id for env_id in gym.registry if "MetaCurriculum" in env_id)
 
 
+def _summary_line(obj: Any) -> str:
+    """The first line of ``obj``'s docstring, without reST roles and literals."""
+    doc = (obj.__doc__ or "").strip().splitlines()
+    return re.sub(r":\w+:`([^`]*)`", r"\1", doc[0]).replace("``", "") if doc else ""
+
+
 def teacher_lines() -> list[str]:
     """``name  first docstring line`` for each registered teacher."""
     from metacurriculum.teachers import TEACHERS
 
-    lines = []
-    for name in sorted(TEACHERS):
-        doc = (TEACHERS[name].__doc__ or "").strip().splitlines()
-        first = re.sub(r":\w+:`([^`]*)`", r"\1", doc[0]).replace("``", "") if doc else ""
-        lines.append(f"  {name:14} {first}")
-    return lines
+    return [f"  {name:14} {_summary_line(TEACHERS[name])}" for name in sorted(TEACHERS)]
+
+
+def parameter_text(parameter: dict[str, Any]) -> str:
+    """``"rotation [0, 60], hardest high"``: one of ``TaskFamily.describe()``'s parameters."""
+    low, high = parameter["low"], parameter["high"]
+    return f"{parameter['name']} [{low:g}, {high:g}], hardest {parameter['hardest']}"
+
+
+def env_family(env_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """The task family of a registered id, with its registered settings: its name and
+    parameters (``TaskFamily.describe()``)."""
+    from metacurriculum.envs import MetaCurriculumConfig, make_family
+
+    config = MetaCurriculumConfig.from_overrides(**gym.spec(env_id).kwargs)
+    return config.family, make_family(config).describe()
 
 
 def _epilog() -> str:
@@ -179,6 +195,23 @@ def _cmd_envs(args: argparse.Namespace) -> int:
         spec = gym.spec(env_id)
         settings = ", ".join(f"{k}={v}" for k, v in spec.kwargs.items())
         print(f"{env_id}\n    {settings}; {spec.max_episode_steps} env steps per episode")
+        try:
+            family, parameters = env_family(env_id)
+        except (TypeError, ValueError) as error:  # an id of another module, other settings
+            print(f"    family: unknown ({error})")
+            continue
+        print(f"    family {family}: ω = " + "; ".join(map(parameter_text, parameters)))
+    return 0
+
+
+def _cmd_families(args: argparse.Namespace) -> int:
+    from metacurriculum.envs import FAMILIES, MetaCurriculumConfig, list_families, make_family
+
+    for name in list_families():
+        print(f"{name}: {_summary_line(FAMILIES[name])}")
+        for parameter in make_family(MetaCurriculumConfig(family=name)).describe():
+            print(f"    {parameter_text(parameter)}")
+    print("(bounds with the default settings; an env's own are in `metacurriculum envs`)")
     return 0
 
 
@@ -447,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("envs", _cmd_envs, "list the registered env ids and their settings"),
         ("teachers", _cmd_teachers, "list the registered teachers"),
         ("presets", _cmd_presets, "list the benchmark presets"),
+        ("families", _cmd_families, "list the task families: the parameters of ω"),
     ):
         sub.add_parser(name, help=text, description=text).set_defaults(func=func)
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 import metacurriculum
 from metacurriculum.cli import main, parse_kwargs, parse_seeds, parse_teacher_kwargs
+from metacurriculum.envs import MetaCurriculumConfig, list_families, make_family
 from metacurriculum.teachers import list_teachers
 
 ANALYTIC = "MetaCurriculum-Analytic-v0"
@@ -157,11 +159,37 @@ def test_table_of_an_empty_folder_says_what_to_do(tmp_path, capsys):
         ("envs", "MetaCurriculum-Omniglot20-v0"),
         ("teachers", "tscl-window"),
         ("presets", "paper-mnist"),
+        ("families", "omniglot-multi"),
     ],
 )
 def test_listings(command, expected, capsys):
     assert main([command]) == 0
     assert expected in capsys.readouterr().out
+
+
+def test_envs_lists_each_ids_family_and_its_parameters(capsys):
+    assert main(["envs"]) == 0
+    text = capsys.readouterr().out
+    blocks = dict((block.splitlines()[0], block) for block in re.split(r"\n(?=\S)", text.strip()))
+    assert set(blocks) == set(metacurriculum.ENV_SPECS)
+    assert "family classes: ω = classes [2, 20], hardest high" in blocks[ANALYTIC]
+    assert "family classes: ω = classes [2, 5], hardest high" in blocks["MetaCurriculum-Tiny-v0"]
+    multi = blocks["MetaCurriculum-AnalyticMulti-v0"]
+    assert "family omniglot-multi: ω = classes [2, 20], hardest high; " in multi
+    assert "rotation [0, 60], hardest high; noise [0, 0.5], hardest high" in multi
+
+
+def test_families_lists_each_family_with_its_parameters(capsys):
+    assert main(["families"]) == 0
+    text = capsys.readouterr().out
+    for name in list_families():
+        family = make_family(MetaCurriculumConfig(family=name))
+        assert f"\n{name}: " in f"\n{text}"
+        for parameter in family.describe():
+            low, high = parameter["low"], parameter["high"]
+            hardest = parameter["hardest"]
+            assert f"    {parameter['name']} [{low:g}, {high:g}], hardest {hardest}" in text
+    assert "omniglot-multi: ω = (classes, rotation, noise)" in text
 
 
 def test_console_script_runs_a_parallel_benchmark(tmp_path):

@@ -72,6 +72,9 @@ def test_run_folder_holds_config_steps_evaluation_student_and_done(tmp_path):
     assert steps[-1]["meta_step"] == 40
     for key in ("omega", "n_way", "train_loss", "val_loss", "target_loss", "target_accuracy"):
         assert key in steps[-1]
+    # A one-parameter ω stays a number, with no named coordinates (the files as before).
+    assert isinstance(steps[-1]["omega"], float)
+    assert not any(key.startswith("omega/") for step in steps for key in step)
     assert steps[0]["reward"] is None and isinstance(steps[1]["reward"], float)
     assert len(steps[1]["n_way"]) == 4 * 8  # update_rate x meta_batch tasks
 
@@ -81,6 +84,8 @@ def test_run_folder_holds_config_steps_evaluation_student_and_done(tmp_path):
     assert summary == json.loads((folder / "done.json").read_text())
     assert summary["final_loss"] == evaluation["loss_mean"][-1]
     assert summary["env_steps"] == 10 and summary["diverged"] is False
+    assert summary["final_omega"] == steps[-1]["omega"]
+    assert not any(key.startswith("final_omega/") for key in summary)
     target = [(s["meta_step"], s["target_loss"]) for s in steps]
     assert summary["target_loss_auc"] == pytest.approx(target_loss_auc(target))
     assert min(t for _, t in target) < summary["target_loss_auc"] < max(t for _, t in target)

@@ -49,6 +49,16 @@ DAMAGES = {
         _edit_done(lambda d: d.update(env_steps="ten")),
         "'env_steps' is 'ten'",
     ),
+    "string-omega": (
+        "done.json",
+        _edit_done(lambda d: d.update(final_omega="two")),
+        "'final_omega' is 'two'",
+    ),
+    "nan-omega-list": (
+        "done.json",
+        _edit_done(lambda d: d.update(final_omega=[2.0, None])),
+        "'final_omega' is [2.0, None]",
+    ),
     "other-config": (
         "done.json",
         _edit_done(lambda d: d.update(config_digest="0" * 16)),

@@ -53,6 +53,7 @@ setup(
         "plots": ["matplotlib>=3.7"],
         "stats": ["scipy>=1.10"],
         "ray": ["ray>=2.60,<3"],
+        "gmm": ["scikit-learn>=1.3"],
         "dev": [
             "pytest>=7",
             "ruff>=0.5",
@@ -61,6 +62,7 @@ setup(
             "stable-baselines3>=2.4,<3",
             "pillow>=9",
             "ray>=2.60,<3",
+            "scikit-learn>=1.3",
         ],
     },
     entry_points={"console_scripts": ["metacurriculum=metacurriculum.cli:main"]},

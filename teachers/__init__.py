@@ -22,8 +22,19 @@ tscl-sampling  TSCL bandit, sampled score changes (Thompson sampling)
 alp            absolute learning progress over ω bins (Portelas et al. 2019, discrete bins)
 target-bandit  bandit over ω arms, payoff: the target-loss decrease after the arm
 mixture        ω from an exponential tilt towards omega_max; the tilt learnt from the target gain
+alp-gmm        ALP-GMM (Portelas et al. 2019): a Gaussian mixture over (ω, absolute learning
+               progress), for vector ω (``pip install metacurriculum[gmm]``)
+adr            automatic domain randomisation (OpenAI et al. 2019): a box of ω grown from the
+               easiest corner where the student copes, for vector ω
 sb3            a saved Stable-Baselines3 model: ``make_teacher("sb3", path=..., algo="ppo")``
 ============== ===============================================================
+
+On a task family with several parameters (a vector ω, e.g.
+``MetaCurriculum-OmniglotMulti-v0``), ``none``, ``random``, ``linear``, ``reverse``,
+``adaptive``, ``adaptive-paper``, ``alp-gmm``, ``adr`` and SB3 policies steer every
+coordinate (their class has ``vector = True``); the others are made for one coordinate
+and raise ``ValueError`` at ``reset`` on such an env. A teacher that chooses ω rather
+than a change can make the env with ``action_type="omega"``: the action is then ω itself.
 
 After an episode, :func:`teacher_summary` returns a teacher's own statistics (its
 optional ``summary()`` hook), e.g. ``{"teacher/own_decision_fraction": 0.1}`` for the
@@ -78,6 +89,7 @@ from metacurriculum.teachers.base import (
     teacher_summary,
 )
 from metacurriculum.teachers.baselines import NoCurriculumTeacher, RandomTeacher
+from metacurriculum.teachers.continuous import ADRTeacher, ALPGMMTeacher
 from metacurriculum.teachers.paper import AdaptiveTeacher, PaperAdaptiveTeacher, StaticTeacher
 from metacurriculum.teachers.progress import ALPTeacher, MixtureTeacher, TargetBanditTeacher
 from metacurriculum.teachers.sb3 import (
@@ -104,6 +116,8 @@ __all__ = [
     "POLICIES",
     "SB3_ALGOS",
     "TEACHERS",
+    "ADRTeacher",
+    "ALPGMMTeacher",
     "ALPTeacher",
     "AdaptiveTeacher",
     "BanditTeacher",

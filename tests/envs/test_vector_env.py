@@ -288,3 +288,16 @@ def test_ansi_render_and_sub_env_attributes() -> None:
     assert all("omega 2.00" in line for line in envs.render())
     assert envs.get_attr("omega") == (2.0, 2.0)
     assert envs.call("omega_max") == (6.0, 6.0)
+
+
+def test_sub_envs_of_a_vector_omega_family_follow_the_single_env(float64_students) -> None:
+    """OmniglotMulti: ω of three coordinates, rotated and noisy images, one population."""
+    multi = "MetaCurriculum-OmniglotMulti-v0"
+    settings = {**TINY, "batching": "grouped", "budget": 3, "max_episode_steps": 3}
+    actions = np.random.default_rng(1).uniform(-1, 1, size=(4, 2, 3)).astype(np.float32)
+    envs = gym.make_vec(multi, num_envs=2, **settings)
+    assert envs.single_action_space.shape == (3,)
+    traces = vector_trace(envs, 4, actions)
+    for i, trace in enumerate(traces):
+        assert_same_trace(trace, single_trace(multi, 4 + i, list(actions[:, i]), **settings))
+    envs.close()

@@ -101,6 +101,28 @@ def _paper(description: str, *envs: str) -> Preset:
     )
 
 
+#: The 'reduced' experiments' student and budget: two CPU cores, minutes per run.
+REDUCED_SETTINGS: dict[str, Any] = {
+    **TABLE_I,
+    "hidden": 16,
+    "depth": 3,
+    "q_query": 5,
+    "budget": 200,
+    "first_order": True,
+    "val_tasks": 4,
+    "target_tasks": 8,
+    "device": "cpu",
+}
+#: The teachers that steer a vector ω (the others refuse a multi-dimensional family).
+VECTOR_TEACHERS = ("none", "random", "linear", "adaptive", "adaptive-paper", "alp-gmm", "adr")
+#: ALP-GMM and ADR over 50 env steps: 25 boundary steps of ADR reach each of three upper
+#: bounds about 8 times, so a bound decides every 2 and moves a quarter of its range
+#: (4 decisions reach the top); ALP-GMM refits every 10 steps (4 fits instead of 2).
+SHORT_EPISODES: dict[str, dict[str, Any]] = {
+    "adr": {"queue_len": 2, "step": 0.25},
+    "alp-gmm": {"fit_rate": 10},
+}
+
 PRESETS: dict[str, Preset] = {
     "paper-mnist": _paper(
         "Paper §VI: MNIST, ω = classes 1..10, 2000 meta-steps, Table I (a GPU).",
@@ -127,18 +149,18 @@ PRESETS: dict[str, Preset] = {
         "3 seeds: the comparison on 2 CPU cores in about 7 minutes.",
         ("MetaCurriculum-Omniglot5-v0",),
         seeds=(0, 1, 2),
-        env_kwargs={
-            **TABLE_I,
-            "hidden": 16,
-            "depth": 3,
-            "q_query": 5,
-            "budget": 200,
-            "first_order": True,
-            "val_tasks": 4,
-            "target_tasks": 8,
-            "device": "cpu",
-        },
+        env_kwargs=REDUCED_SETTINGS,
         teacher_kwargs=TEACHER_STEP,
+        eval_tasks=100,
+    ),
+    "reduced-multi": Preset(
+        "Omniglot 5-way with ω = (classes, rotation, noise), the 'reduced' student and "
+        "budget, the teachers that steer a vector ω, 3 seeds (2 CPU cores).",
+        ("MetaCurriculum-OmniglotMulti-v0",),
+        teachers=VECTOR_TEACHERS,
+        seeds=(0, 1, 2),
+        env_kwargs=REDUCED_SETTINGS,
+        teacher_kwargs={**TEACHER_STEP, **SHORT_EPISODES},
         eval_tasks=100,
     ),
 }

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from metacurriculum.envs.config import MetaCurriculumConfig
-from metacurriculum.envs.families import TaskFamily, make_family
+from metacurriculum.envs.families import TaskFamily, make_family, perturb
 
 
 def chance_loss(n_way: int) -> float:
@@ -131,8 +131,10 @@ class AnalyticStudent:
         self.tau = max(0.1 * config.n_max, 0.5)
 
     def _n_way(self, omega: float, tasks: int) -> np.ndarray:
-        u = self.rng.uniform(-self.config.omega_noise, self.config.omega_noise, size=tasks)
-        return np.clip(np.round(omega + u), self.config.n_min, self.config.n_max).astype(int)
+        offsets = self.rng.uniform(-1.0, 1.0, size=tasks)
+        config = self.config
+        n_way = perturb(omega, offsets, config.omega_noise, 1.0, True, config.n_min, config.n_max)
+        return n_way.astype(int)
 
     def normalized_loss(self, n_way: np.ndarray) -> np.ndarray:
         """The noiseless normalised loss on tasks of ``n_way`` classes at the current skill."""

@@ -66,6 +66,22 @@ def differing_settings(runs: Sequence[Run]) -> dict[str, dict[str, list[str]]]:
     }
 
 
+def hardest_corner(runs: Sequence[Run]) -> str:
+    """``" at the hardest corner of family 'f' (name value, ...)"`` for a family other than
+    ``classes`` (its final evaluation is there), else ``""``."""
+    from metacurriculum.envs import MetaCurriculumConfig, make_family
+
+    settings = runs[0].config.get("env_settings", {})
+    if settings.get("family", "classes") == "classes":
+        return ""
+    try:
+        family = make_family(MetaCurriculumConfig.from_overrides(**settings))
+    except (TypeError, ValueError) as error:  # a family not registered in this process
+        return f" at the hardest corner of family {settings['family']!r} ({error})"
+    corner = ", ".join(f"{n} {v:g}" for n, v in zip(family.names, family.hardest, strict=True))
+    return f" at the hardest corner of family {settings['family']!r} ({corner})"
+
+
 def markdown(rows: Sequence[TeacherResult], runs: Sequence[Run], baseline: str = BASELINE) -> str:
     """The results as markdown: one table per env, saying how many runs diverged and,
     when its runs were made with different settings, which."""
@@ -85,7 +101,8 @@ def markdown(rows: Sequence[TeacherResult], runs: Sequence[Run], baseline: str =
             f"### {env_id}",
             "",
             f"Final evaluation: {setting('eval_tasks')} unseen "
-            f"{setting('env_settings.n_max')}-way tasks (eval seed {setting('eval_seed')}), "
+            f"{setting('env_settings.n_max')}-way tasks{hardest_corner(env_runs)} "
+            f"(eval seed {setting('eval_seed')}), "
             f"after {steps.pop() if len(steps) == 1 else 'mixed'} inner steps; budget "
             f"{setting('env_settings.budget')} meta-steps. Mean and IQM over the seeds that "
             f"did not diverge, with 95% bootstrap CIs; p: Welch's t-test against {baseline!r}. "

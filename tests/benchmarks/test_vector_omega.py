@@ -59,6 +59,8 @@ def test_runs_csv_holds_the_list_and_a_column_per_coordinate(vector_bench):
     config, _ = vector_bench
     text = tables.report(config.out)
     assert f"### {MULTI}" in text and "| random | 2 | 0 |" in text
+    corner = "at the hardest corner of family 'omniglot-multi' (classes 20, rotation 60, noise 0.5)"
+    assert corner in text
     rows = list(csv.DictReader(open(f"{config.out}/runs.csv")))
     assert len(rows) == 4
     for row in rows:

@@ -244,6 +244,10 @@ def validate(specs: Sequence[RunSpec]) -> None:
 #: Settings that say where the data comes from, not what a run computes: a finished run
 #: made with ``--download`` or another ``--data-root`` is still the same run.
 NOT_IDENTITY = frozenset({"env_settings.download", "env_settings.data_root"})
+#: Settings added after runs were made whose default computes what the older code did: a
+#: stored config without them matches a request for that default (runs from before task
+#: families, ``family="classes"``, are still finished runs).
+LATER_DEFAULTS = {"env_settings.family": "classes"}
 
 
 def stored_mismatch(spec: RunSpec, folder: Path) -> dict[str, tuple[Any, Any]]:
@@ -261,7 +265,8 @@ def stored_mismatch(spec: RunSpec, folder: Path) -> dict[str, tuple[Any, Any]]:
         if isinstance(old, dict) and isinstance(value, dict):
             for sub in sorted(set(old) | set(value)):
                 name = f"{key}.{sub}"
-                if old.get(sub) != value.get(sub) and name not in NOT_IDENTITY:
+                before = old.get(sub, LATER_DEFAULTS.get(name))
+                if before != value.get(sub) and name not in NOT_IDENTITY:
                     diffs[name] = (old.get(sub), value.get(sub))
         elif old != value:
             diffs[key] = (old, value)

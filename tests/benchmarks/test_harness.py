@@ -134,6 +134,29 @@ def test_changed_settings_are_refused_then_recomputed_with_overwrite(tiny_config
         assert len(json.loads((folder / "evaluation.json").read_text())["loss"]) == 5
 
 
+def test_runs_from_before_task_families_are_still_finished(tiny_config, monkeypatch):
+    """A config.json without ``family`` (written before families) is the default family's;
+    another family is another run."""
+    from metacurriculum.benchmarks.run_folders import config_digest
+
+    run_benchmark(tiny_config(seeds=(0,)))
+    for folder in folders(tiny_config().out):
+        config = json.loads((folder / "config.json").read_text())
+        del config["env_settings"]["family"]
+        (folder / "config.json").write_text(json.dumps(config))
+        done = json.loads((folder / "done.json").read_text())
+        (folder / "done.json").write_text(
+            json.dumps({**done, "config_digest": config_digest(config)})
+        )
+    calls = []
+    monkeypatch.setattr(executors_module, "execute_run", lambda *a, **k: calls.append(a))
+    run_benchmark(tiny_config(seeds=(0,)))
+    assert calls == []
+    other = tiny_config(seeds=(0,), env_kwargs={**TINY_ANALYTIC, "family": "omniglot-multi"})
+    with pytest.raises(ConfigMismatchError, match=r"env_settings.family: stored None"):
+        run_benchmark(other)
+
+
 def test_where_the_data_comes_from_does_not_change_a_run(tiny_config, monkeypatch):
     run_benchmark(tiny_config(seeds=(0,)))
     calls = []

@@ -10,19 +10,23 @@ the family, and the teachers that handle vectors steer every coordinate.
 This module does not import torch: the env reads a family's bounds without it, and
 only :meth:`TaskFamily.transform` (called by the MAML student) touches tensors.
 
-Registering a family::
+Registering a family (its parameters, and what they do to a task's images)::
 
+    import dataclasses
     from metacurriculum.envs import Parameter, TaskFamily, classes_parameter, register_family
 
-    class Blurred(TaskFamily):
+    class Dimmed(TaskFamily):  # ω = (classes, dim): a task's ink is scaled by 1 - dim
         def __init__(self, config):
-            super().__init__([classes_parameter(config), Parameter("blur", 0.0, 2.0, unit=0.25)])
+            super().__init__([classes_parameter(config), Parameter("dim", 0.0, 0.9, unit=0.1)])
 
-        def transform(self, batch, params, generator):
-            ...  # blur each task's images by params[:, 1]; return the new MetaBatch
+        def transform(self, batch, params, generator):  # params: [tasks, d]
+            scale = (1.0 - batch.support_x.new_tensor(params[:, 1])).view(-1, 1, 1, 1, 1)
+            return dataclasses.replace(
+                batch, support_x=batch.support_x * scale, query_x=batch.query_x * scale
+            )
 
-    register_family("blurred", Blurred)
-    env = gym.make("MetaCurriculum-Omniglot5-v0", family="blurred")
+    register_family("dimmed", Dimmed)
+    env = gym.make("MetaCurriculum-Omniglot5-v0", family="dimmed")
 """
 
 from __future__ import annotations

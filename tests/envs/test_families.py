@@ -4,6 +4,7 @@ own family, and the errors on bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import gymnasium as gym
@@ -252,16 +253,13 @@ def test_each_parameter_of_the_multi_family_is_drawn_per_task(data_root):
 
 
 class Dimmed(TaskFamily):
-    """Ink intensity: a task's images are multiplied by ``1 - dim``."""
+    """ω = (classes, dim): the ink of a task's images is scaled by 1 - dim (the README's)."""
 
     def __init__(self, config):
         super().__init__([classes_parameter(config), Parameter("dim", 0.0, 0.9, unit=0.1)])
 
-    def transform(self, batch, params, generator):
-        import dataclasses
-
-        scale = torch.as_tensor(1.0 - params[:, 1], dtype=batch.support_x.dtype)
-        scale = scale.view(-1, 1, 1, 1, 1)
+    def transform(self, batch, params, generator):  # params: [tasks, d], a row per task
+        scale = (1.0 - batch.support_x.new_tensor(params[:, 1])).view(-1, 1, 1, 1, 1)
         return dataclasses.replace(
             batch, support_x=batch.support_x * scale, query_x=batch.query_x * scale
         )

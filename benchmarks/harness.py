@@ -193,7 +193,9 @@ def validate(specs: Sequence[RunSpec]) -> None:
             settings or teacher kwargs, duplicate runs, or a non-positive number of
             evaluation tasks.
     """
+    from metacurriculum.envs.families import make_family
     from metacurriculum.teachers import list_teachers, make_teacher
+    from metacurriculum.teachers.base import VECTOR_HINT
 
     if not specs:
         raise BenchmarkError("no runs requested: give at least one env, one teacher and one seed.")
@@ -213,6 +215,7 @@ def validate(specs: Sequence[RunSpec]) -> None:
                 "An id registered by your own module needs --import MODULE."
             )
     checked: set[str] = set()
+    teachers: dict[str, Any] = {}
     for spec in specs:
         if spec.eval_tasks < 1:
             raise BenchmarkError(f"eval_tasks={spec.eval_tasks} must be >= 1.")
@@ -231,11 +234,20 @@ def validate(specs: Sequence[RunSpec]) -> None:
                 f"unknown teacher {spec.teacher!r}.{hint} Registered: {', '.join(list_teachers())}."
             )
         try:
-            make_teacher(spec.teacher, **spec.teacher_kwargs)
+            teachers[key] = make_teacher(spec.teacher, **spec.teacher_kwargs)
         except (TypeError, ValueError) as error:
             raise BenchmarkError(
                 f"teacher {spec.teacher!r} rejects kwargs {dict(spec.teacher_kwargs)}: {error}"
             ) from None
+    for spec in specs:  # a teacher for one coordinate on a vector ω: say so before any run
+        family = make_family(spec.env_settings())
+        key = json.dumps([spec.teacher, dict(spec.teacher_kwargs)], sort_keys=True, default=str)
+        if family.dim > 1 and not getattr(teachers[key], "vector", False):
+            raise BenchmarkError(
+                f"teacher {spec.teacher!r} steers a one-parameter ω, but {spec.env_id}'s family "
+                f"{spec.env_settings().family!r} has {family.dim} parameters "
+                f"{list(family.names)}; drop it or pick one of the {VECTOR_HINT}."
+            )
 
 
 # -- run folders ---------------------------------------------------------------------

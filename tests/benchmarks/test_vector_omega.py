@@ -122,3 +122,20 @@ def test_bench_command_on_a_vector_env(tmp_path, capsys):
     assert f"### {MULTI}" in capsys.readouterr().out
     done = json.loads((out / MULTI / "random" / "seed_0" / "done.json").read_text())
     assert len(done["final_omega"]) == 3
+
+
+def test_a_teacher_for_one_coordinate_is_refused_before_any_run(tmp_path):
+    from metacurriculum.benchmarks import BenchConfig, BenchmarkError
+
+    config = BenchConfig(
+        envs=(MULTI,),
+        teachers=("none", "static"),
+        seeds=(0,),
+        env_kwargs={"budget": 40},
+        out=str(tmp_path / "runs"),
+        workers=1,
+        plots=False,
+    )
+    with pytest.raises(BenchmarkError, match=r"'static' steers a one-parameter ω.*alp-gmm, adr"):
+        run_benchmark(config)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("done.json"))

@@ -211,9 +211,16 @@ def train_sb3_teacher(
     action_space = env.single_action_space if isinstance(env, VectorEnv) else env.action_space
     if spec.action_space is not None and not isinstance(action_space, spec.action_space):
         needed = "discrete" if spec.action_space is spaces.Discrete else "continuous"
+        fix = f"make the env with action_type={needed!r}"
+        if isinstance(action_space, spaces.MultiDiscrete) or (
+            isinstance(action_space, spaces.Box)
+            and action_space.shape[0] > 1
+            and needed == "discrete"
+        ):  # a vector ω: its discrete actions are MultiDiscrete, which DQN does not take
+            fix = "this env's ω is a vector; use PPO or A2C (any action type) or SAC (continuous)"
         raise ValueError(
             f"{algo.upper()} needs a {spec.action_space.__name__} action space, the env has "
-            f"{action_space}; make the env with action_type={needed!r}."
+            f"{action_space}; {fix}."
         )
     if not isinstance(total_timesteps, int) or total_timesteps < 1:
         raise ValueError(f"total_timesteps={total_timesteps!r} must be an integer >= 1.")

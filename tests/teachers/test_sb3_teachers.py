@@ -85,6 +85,13 @@ def test_wrong_action_space_is_a_clear_error(algo, action_type, match):
         train_sb3_teacher(algo, gym.make(ANALYTIC, action_type=action_type), total_timesteps=1)
 
 
+@pytest.mark.parametrize("action_type", ["discrete", "continuous"])
+def test_dqn_on_a_vector_omega_names_the_algorithms_that_can(action_type):
+    env = gym.make("MetaCurriculum-AnalyticMulti-v0", action_type=action_type)
+    with pytest.raises(ValueError, match="ω is a vector; use PPO or A2C"):
+        train_sb3_teacher("dqn", env, total_timesteps=1)
+
+
 def test_unknown_algo_and_missing_file(tmp_path):
     with pytest.raises(ValueError, match="algo='td3' is unknown"):
         train_sb3_teacher("td3", ANALYTIC, total_timesteps=1)

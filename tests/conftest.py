@@ -1,7 +1,12 @@
 """Session-wide test settings."""
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))  # `from tiny_settings import TINY` anywhere
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -7,24 +7,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from tiny_settings import TINY
 
 import metacurriculum
 from metacurriculum.envs import MetaCurriculumEnv, action_for_omega
 
-#: Small overrides that make every registered id cheap (MAML ids: a tiny net and budget).
-TINY = {
-    "hidden": 4,
-    "depth": 2,
-    "meta_batch": 2,
-    "q_query": 1,
-    "inner_steps": 1,
-    "update_rate": 1,
-    "budget": 12,
-    "val_tasks": 2,
-    "target_tasks": 2,
-    "device": "cpu",
-    "max_episode_steps": 12,
-}
 ENV_IDS = sorted(metacurriculum.ENV_SPECS)
 
 

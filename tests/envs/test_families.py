@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from tiny_settings import TINY, TINY_SETTINGS
 
 import metacurriculum  # noqa: F401 - registers the ids
 from metacurriculum.envs import (
@@ -27,19 +28,6 @@ from metacurriculum.envs import (
 from metacurriculum.envs.maml_student import MAMLStudent
 
 MULTI, ANALYTIC_MULTI = "MetaCurriculum-OmniglotMulti-v0", "MetaCurriculum-AnalyticMulti-v0"
-TINY = {
-    "hidden": 4,
-    "depth": 2,
-    "meta_batch": 2,
-    "q_query": 1,
-    "inner_steps": 1,
-    "update_rate": 1,
-    "budget": 12,
-    "val_tasks": 2,
-    "target_tasks": 2,
-    "device": "cpu",
-    "max_episode_steps": 12,
-}
 
 
 # -- the families ------------------------------------------------------------------
@@ -219,7 +207,7 @@ def test_no_rotation_and_no_noise_leave_the_images_alone(data_root):
 
 def test_the_target_tasks_are_the_hardest_corner(data_root):
     config = MetaCurriculumConfig.from_overrides(
-        **{k: v for k, v in TINY.items() if k != "max_episode_steps"},
+        **TINY_SETTINGS,
         family="omniglot-multi",
         n_max=5,
         data_root=str(data_root),
@@ -237,7 +225,7 @@ def test_the_target_tasks_are_the_hardest_corner(data_root):
 
 def test_each_parameter_of_the_multi_family_is_drawn_per_task(data_root):
     config = MetaCurriculumConfig.from_overrides(
-        **{k: v for k, v in TINY.items() if k != "max_episode_steps"},
+        **TINY_SETTINGS,
         family="omniglot-multi",
         data_root=str(data_root),
     )

@@ -17,6 +17,8 @@ import metacurriculum  # noqa: F401 - registers the ids
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDED = json.loads((FIXTURES / "trajectories_v0.json").read_text())
+#: The recording's settings (record_trajectories.py), pinned here rather than taken from
+#: tiny_settings.py: the recorded numbers must not follow a change there.
 TINY = {
     "hidden": 4,
     "depth": 2,

@@ -16,24 +16,12 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.vector.utils import batch_space
+from tiny_settings import TINY_SETTINGS as TINY
 
 import metacurriculum
 from metacurriculum.envs import MetaCurriculumVectorEnv
 from metacurriculum.student import MAML
 
-#: Small overrides that make every registered id cheap (as tests/envs/test_env.py).
-TINY = {
-    "hidden": 4,
-    "depth": 2,
-    "meta_batch": 2,
-    "q_query": 1,
-    "inner_steps": 1,
-    "update_rate": 1,
-    "budget": 12,
-    "val_tasks": 2,
-    "target_tasks": 2,
-    "device": "cpu",
-}
 ENV_IDS = sorted(metacurriculum.ENV_SPECS)
 TINY_ID, ANALYTIC_ID = "MetaCurriculum-Tiny-v0", "MetaCurriculum-Analytic-v0"
 

@@ -90,9 +90,8 @@ class MetaCurriculumEnv(gym.Env):
     an integer array of ``d`` for ``MultiDiscrete``); anything else (``1.5``, ``"2"``,
     ``True``) is a ``ValueError`` naming it.
 
-    ``action_type="omega"``: ``Box(low, high, (d,), float32)``, the action *is* the next ω
-    (clipped to the box). The direct path for teachers that choose ω: a float64 array is
-    used at full precision.
+    ``action_type="omega"``: ``Box(low, high, (d,), float64)``, the action *is* the next ω
+    (clipped to the box), at full precision: the direct path for teachers that choose ω.
 
     ## Observation space
 
@@ -180,8 +179,8 @@ class MetaCurriculumEnv(gym.Env):
         if self.config.action_type == "continuous":
             self.action_space: spaces.Space = spaces.Box(-1.0, 1.0, (dim,), np.float32)
         elif self.config.action_type == "omega":
-            low, high = self.family.low.astype(np.float32), self.family.high.astype(np.float32)
-            self.action_space = spaces.Box(low, high, (dim,), np.float32)
+            # float64: ω is taken as given, without float32 round-off
+            self.action_space = spaces.Box(self.family.low, self.family.high, (dim,), np.float64)
         elif dim == 1:
             self.action_space = spaces.Discrete(3)
         else:

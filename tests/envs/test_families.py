@@ -139,10 +139,11 @@ def test_discrete_actions_step_each_coordinate_by_its_unit():
 def test_the_omega_action_type_is_the_direct_path():
     env = gym.make(ANALYTIC_MULTI, action_type="omega")
     assert env.action_space == gym.spaces.Box(
-        np.array([2.0, 0.0, 0.0], np.float32), np.array([20.0, 60.0, 0.5], np.float32)
+        np.array([2.0, 0.0, 0.0]), np.array([20.0, 60.0, 0.5]), dtype=np.float64
     )
     env.reset(seed=0)
     target = np.array([7.123456789012345, 12.3456789, 0.1234567890123])
+    assert env.action_space.contains(target)
     _, _, _, _, info = env.step(target)
     assert info["omega"].tolist() == target.tolist()  # float64, exactly
     _, _, _, _, info = env.step(np.array([100.0, -5.0, 0.2]))

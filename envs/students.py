@@ -100,6 +100,39 @@ class CurriculumStudent(Protocol):
         ...
 
 
+def analytic_measurement(norm: np.ndarray, n_way: np.ndarray) -> Measurement:
+    """The :class:`Measurement` of tasks with ``n_way`` classes whose normalised losses
+    (noise included) are ``norm``: the analytic students' common read-out."""
+    norm = np.clip(norm, 0.0, None)
+    chance = np.array([chance_loss(n) for n in n_way])
+    accuracy = 1.0 - np.clip(norm, 0.0, 1.0) * (1.0 - 1.0 / np.maximum(n_way, 1))
+    return Measurement(
+        loss=float(np.mean(norm * chance)),
+        accuracy=float(np.mean(accuracy)),
+        normalized_loss=float(np.mean(norm)),
+        n_way=tuple(int(n) for n in n_way),
+    )
+
+
+def analytic_curves(final: np.ndarray, n_way: np.ndarray, inner_steps: int) -> AdaptationCurves:
+    """Adaptation curves that end at the normalised losses ``final``: before adaptation the
+    labels are a random permutation (chance), and each inner step halves the remaining gap."""
+    steps = np.arange(inner_steps + 1)
+    norm = final[:, None] + (1.0 - final[:, None]) * 0.5 ** steps[None, :]
+    norm = np.clip(norm, 0.0, None)
+    accuracy = 1.0 - np.clip(norm, 0.0, 1.0) * (1.0 - 1.0 / n_way[:, None])
+    chance = np.array([chance_loss(n) for n in n_way])[:, None]
+    return AdaptationCurves(norm * chance, accuracy, n_way)
+
+
+def save_analytic(path: str, state: dict[str, Any]) -> None:
+    """Write an analytic student's ``state`` to ``path`` as JSON, atomically."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(state, f)
+    os.replace(tmp, path)
+
+
 class AnalyticStudent:
     """A closed-form student: a skill level that grows fastest just beyond itself.
 
@@ -142,15 +175,7 @@ class AnalyticStudent:
 
     def _measure(self, n_way: np.ndarray) -> Measurement:
         norm = self.normalized_loss(n_way) + self.noise * self.rng.standard_normal(n_way.shape)
-        norm = np.clip(norm, 0.0, None)
-        chance = np.array([chance_loss(n) for n in n_way])
-        accuracy = 1.0 - np.clip(norm, 0.0, 1.0) * (1.0 - 1.0 / n_way)
-        return Measurement(
-            loss=float(np.mean(norm * chance)),
-            accuracy=float(np.mean(accuracy)),
-            normalized_loss=float(np.mean(norm)),
-            n_way=tuple(int(n) for n in n_way),
-        )
+        return analytic_measurement(norm, n_way)
 
     def train(self, omega: float, meta_steps: int) -> dict[str, Any]:
         losses, all_n = [], []
@@ -176,20 +201,10 @@ class AnalyticStudent:
         final = self.normalized_loss(np.full(num_tasks, n)) + self.noise * rng.standard_normal(
             num_tasks
         )
-        steps = np.arange(self.config.inner_steps + 1)
-        # Before adaptation the labels are a random permutation: chance. Each inner step
-        # halves the remaining gap to the student's final loss.
-        norm = final[:, None] + (1.0 - final[:, None]) * 0.5 ** steps[None, :]
-        norm = np.clip(norm, 0.0, None)
-        accuracy = 1.0 - np.clip(norm, 0.0, 1.0) * (1.0 - 1.0 / n)
-        return AdaptationCurves(norm * chance_loss(n), accuracy, np.full(num_tasks, n))
+        return analytic_curves(final, np.full(num_tasks, n), self.config.inner_steps)
 
     def save(self, path: str) -> None:
-        state = {"skill": self.skill, "config": self.config.to_dict()}
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(state, f)
-        os.replace(tmp, path)
+        save_analytic(path, {"skill": self.skill, "config": self.config.to_dict()})
 
 
 class AnalyticVectorStudent:
@@ -250,17 +265,8 @@ class AnalyticVectorStudent:
         return 1.0 / (1.0 + np.exp(-((h - self.skill) @ self.weights) / self.tau))
 
     def _measure(self, params: np.ndarray) -> Measurement:
-        n_way = self.family.n_way(params)
         norm = self.normalized_loss(params) + self.noise * self.rng.standard_normal(len(params))
-        norm = np.clip(norm, 0.0, None)
-        chance = np.array([chance_loss(n) for n in n_way])
-        accuracy = 1.0 - np.clip(norm, 0.0, 1.0) * (1.0 - 1.0 / np.maximum(n_way, 1))
-        return Measurement(
-            loss=float(np.mean(norm * chance)),
-            accuracy=float(np.mean(accuracy)),
-            normalized_loss=float(np.mean(norm)),
-            n_way=tuple(int(n) for n in n_way),
-        )
+        return analytic_measurement(norm, self.family.n_way(params))
 
     def train(self, omega: Any, meta_steps: int) -> dict[str, Any]:
         losses, all_n = [], []
@@ -284,19 +290,10 @@ class AnalyticVectorStudent:
         hardest = np.tile(self.family.hardest, (num_tasks, 1))
         n = self.family.n_way(hardest)
         final = self.normalized_loss(hardest) + self.noise * rng.standard_normal(num_tasks)
-        steps = np.arange(self.config.inner_steps + 1)
-        norm = final[:, None] + (1.0 - final[:, None]) * 0.5 ** steps[None, :]
-        norm = np.clip(norm, 0.0, None)
-        accuracy = 1.0 - np.clip(norm, 0.0, 1.0) * (1.0 - 1.0 / n[:, None])
-        chance = np.array([chance_loss(k) for k in n])[:, None]
-        return AdaptationCurves(norm * chance, accuracy, n)
+        return analytic_curves(final, n, self.config.inner_steps)
 
     def save(self, path: str) -> None:
-        state = {"skill": self.skill.tolist(), "config": self.config.to_dict()}
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(state, f)
-        os.replace(tmp, path)
+        save_analytic(path, {"skill": self.skill.tolist(), "config": self.config.to_dict()})
 
 
 def analytic_student(config: MetaCurriculumConfig, seed: int) -> CurriculumStudent:

@@ -54,11 +54,12 @@ def sweep(
     """Train one student under domain randomisation, then measure it along every axis."""
     import torch
 
-    from metacurriculum.envs.maml_student import MAMLStudent, _measurement
+    from metacurriculum.envs.learner_student import learner_student, measurement
 
     settings = {**gym.spec(env_id).kwargs, **env_kwargs}
     config = MetaCurriculumConfig.from_overrides(**settings)
-    student = MAMLStudent(config, seed)
+    student = learner_student(config, seed)
+    population = student.students.population
     family = student.train_tasks.family
     rng = np.random.default_rng(seed)
     for _ in tqdm(range(meta_steps), desc=f"seed {seed}: training", leave=False):
@@ -76,9 +77,9 @@ def sweep(
     rows = []
     for name, value, omega in points_to_measure:
         # The same classes and images at every point: only the swept parameter differs.
-        generator = torch.Generator(device=student.maml.device).manual_seed(10_000 + seed)
+        generator = torch.Generator(device=population.device).manual_seed(10_000 + seed)
         batch = student.test_tasks.sample_at(np.tile(omega, (tasks, 1)), generator)
-        measured = _measurement(student.maml.evaluate(batch))
+        measured = measurement(population.evaluate([batch], [student.row])[0])
         rows.append(
             {
                 "seed": seed,
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     reduced = {
         k: v
         for k, v in PRESETS["reduced"].env_kwargs.items()
-        if k in ("hidden", "depth", "q_query", "first_order", "device", "inner_lr", "meta_lr")
+        if k in ("hidden", "depth", "q_query", "learner_defaults", "device", "meta_lr")
     }
     overrides = dict(reduced)
     for item in args.env_kwargs:

@@ -61,7 +61,7 @@ from metacurriculum.benchmarks.run_folders import (
     unfinished_reason,
     write_json,
 )
-from metacurriculum.envs.config import MetaCurriculumConfig
+from metacurriculum.envs.config import MetaCurriculumConfig, upgrade_settings
 from metacurriculum.envs.meta_env import make_env
 
 logger = logging.getLogger("metacurriculum.benchmarks")
@@ -269,6 +269,8 @@ def stored_mismatch(spec: RunSpec, folder: Path) -> dict[str, tuple[Any, Any]]:
         stored = json.loads((folder / CONFIG).read_text())
     except (OSError, ValueError):
         return {"config.json": ("missing or unreadable", "present")}
+    if isinstance(stored.get("env_settings"), dict):  # runs from before learners: MAML's
+        stored["env_settings"] = upgrade_settings(stored["env_settings"])
     wanted = spec.identity()
     del wanted["env_kwargs"]  # the resolved env_settings decide; budget=1000 twice is no clash
     diffs = {}

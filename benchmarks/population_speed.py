@@ -5,7 +5,7 @@ queries per class, meta-batch 8 per student, 5 inner steps, MAML's 64-filter
 4-block net, second and first order (``--small``: 5-way, 32 filters). For each
 population size R and population path, one population meta-step (every
 student one meta-step on its own meta-batch) is timed against one meta-step of
-a single :class:`~metacurriculum.student.MAML` (``batching="auto"``) in the
+a single :class:`~metacurriculum.student.MetaLearner` (``batching="auto"``) in the
 same run, and reported as student-meta-steps per second and as a ratio to the
 single student's (1.00x: as fast as running the students one after another).
 
@@ -46,7 +46,7 @@ from metacurriculum.benchmarks.student_speed import (
     synthetic_batch,
     write_results,
 )
-from metacurriculum.student import MAML, Population, StudentConfig
+from metacurriculum.student import MetaLearner, Population, StudentConfig
 
 PATHS = ("loop", "grouped")
 POPULATIONS = (1, 4, 16, 64)
@@ -85,10 +85,10 @@ def config_for(shape: Shape, order: str, batching: str, device: str) -> StudentC
         hidden=shape.hidden,
         depth=shape.depth,
         image_size=shape.image_size,
-        inner_steps=shape.inner_steps,
-        first_order=ORDERS[order],
         batching=batching,
         device=device,
+        learner="maml",
+        learner_kwargs={"inner_steps": shape.inner_steps, "first_order": ORDERS[order]},
     )
 
 
@@ -96,7 +96,7 @@ class _Single:
     """The baseline: one MAML student, one meta-batch."""
 
     def __init__(self, shape: Shape, order: str, device: str) -> None:
-        self.student = MAML(config_for(shape, order, "auto", device), seed=0)
+        self.student = MetaLearner(config_for(shape, order, "auto", device), seed=0)
         self.batch = synthetic_batch(shape, torch.device(device))
 
     def step(self) -> None:

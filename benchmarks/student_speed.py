@@ -40,8 +40,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from metacurriculum.student import MAML, MetaBatch, ReferenceMAML, StudentConfig
-from metacurriculum.student.hyperparams import DEFAULTS
+from metacurriculum.student import MetaBatch, MetaLearner, ReferenceMAML, StudentConfig
+from metacurriculum.student.settings import MAMLSettings
 
 PATHS = ("reference", "loop", "vmap", "grouped", "auto")
 ORDERS = {"second": False, "first": True}
@@ -68,7 +68,7 @@ class Shape:
     k_shot: int = 1
     q_query: int = 15
     meta_batch: int = 8
-    inner_steps: int = DEFAULTS.inner_steps
+    inner_steps: int = MAMLSettings().inner_steps
     hidden: int = 64
     depth: int = 4
     image_size: int = 28
@@ -133,19 +133,19 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}; CPU memory needs Linux.")
 
 
-def build(path: str, order: str, shape: Shape, device: str) -> MAML | ReferenceMAML:
-    """The student of ``path`` (or the reference) for ``shape`` at ``order``."""
+def build(path: str, order: str, shape: Shape, device: str) -> MetaLearner | ReferenceMAML:
+    """The MAML student of ``path`` (or the reference) for ``shape`` at ``order``."""
     config = StudentConfig(
         n_max=shape.n_way,
         hidden=shape.hidden,
         depth=shape.depth,
         image_size=shape.image_size,
-        inner_steps=shape.inner_steps,
-        first_order=ORDERS[order],
         batching="auto" if path in ("auto", "reference") else path,
         device=device,
+        learner="maml",
+        learner_kwargs={"inner_steps": shape.inner_steps, "first_order": ORDERS[order]},
     )
-    return ReferenceMAML(config) if path == "reference" else MAML(config, seed=0)
+    return ReferenceMAML(config) if path == "reference" else MetaLearner(config, seed=0)
 
 
 def peak_memory_mib(path: str, order: str, shape: Shape, device: str, steps: int) -> float:

@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Mapping
+from dataclasses import InitVar, asdict, dataclass, field, fields, replace
 from typing import Any
 
 from metacurriculum.envs.families import check_family_name
-from metacurriculum.student.hyperparams import DEFAULTS, check_hyperparams, check_real
+from metacurriculum.student.settings import (
+    BATCHINGS,
+    INITS,
+    check_real,
+    describe_settings,
+    learner_settings,
+    positive_real,
+    setting_names,
+)
 
 #: ``omniglot_protocol`` values (the loader's ``PROTOCOLS``; kept here so that reading
 #: a config does not import torch).
@@ -24,8 +33,12 @@ OMNIGLOT_PROTOCOLS = ("maml", "background")
 ACTION_TYPES = ("continuous", "discrete", "omega")
 
 
+#: ``student`` values that name the kind of student: a meta-learner, or a closed-form fake.
+#: (``"maml"``, the value before learners existed, is read as ``"learner"``.)
+STUDENT_KINDS = ("learner", "analytic")
+
 #: Settings that take a real number (``omega_init`` also ``None``), checked by type first
-#: (the student's ``inner_lr`` and ``meta_lr`` by :func:`check_hyperparams`).
+#: (``meta_lr`` by its own check).
 REAL_SETTINGS = (
     "omega_noise",
     "omega_min",
@@ -62,19 +75,27 @@ class MetaCurriculumConfig:
             ``"classes"`` (default: ω is the number of classes, ``[omega_min, n_max]``)
             or ``"omniglot-multi"`` (ω = classes, rotation, noise), or a registered one.
 
-    Student (see :class:`~metacurriculum.student.StudentConfig`; ``inner_lr``, ``meta_lr``,
-    ``inner_steps``, ``first_order``, ``batching`` and ``init`` take their defaults and
-    checks from :class:`~metacurriculum.student.hyperparams.MAMLHyperParams`, as the
-    student's do):
-        student: the student behind the env: ``"maml"`` or ``"analytic"`` (a closed-form
-            fake with the same interface, for teacher development and tests).
+    Student (see :class:`~metacurriculum.student.StudentConfig`):
+        student: the kind of student behind the env: ``"learner"`` (a meta-learner on the
+            conv net, the one ``learner`` names) or ``"analytic"`` (a closed-form fake
+            with the same interface, for teacher development and tests).
+        learner: the meta-learner (``metacurriculum learners`` lists them): ``"maml"``
+            (default), ``"fomaml"``, ``"anil"``, ``"metasgd"``, ``"reptile"``,
+            ``"protonet"``, or a registered one.
+        learner_kwargs: the learner's own settings (MAML's ``inner_lr``,
+            ``inner_steps``, ``first_order``...; :mod:`metacurriculum.student.settings`
+            defines, defaults and checks them). They can also be given by name, as any
+            other setting: ``gym.make(id, learner="anil", inner_steps=3)``; a name the
+            learner does not have is an error that lists the ones it has. After
+            construction this holds every one of them.
+        learner_defaults: (construction only, not stored) learner settings an env id
+            sets for every learner that has them, e.g. ``{"inner_steps": 1}`` for the
+            tiny id; ignored by a learner without them (ProtoNets has no inner steps).
         hidden: convolution filters per block.
         depth: convolution blocks.
-        inner_lr: inner-loop learning rate (Table I: 0.1).
-        meta_lr: Adam learning rate of the meta-update (Table I: 0.001).
-        inner_steps: inner-loop gradient steps (Table I: 5; 0 trains without adaptation).
+        meta_lr: Adam learning rate of the meta-update, every learner's outer optimiser
+            (Table I: 0.001).
         meta_batch: tasks per meta-step (Table I: 8).
-        first_order: first-order MAML instead of second-order.
         batching: ``"auto"``, ``"loop"``, ``"vmap"`` or ``"grouped"`` (see the student).
         init: the weight initialisation: ``"torch"`` (default), ``"xavier"`` or
             ``"kaiming"`` (see :class:`~metacurriculum.student.StudentConfig`).
@@ -111,16 +132,15 @@ class MetaCurriculumConfig:
     omega_min: float = 2.0
     family: str = "classes"
 
-    student: str = "maml"
+    student: str = "learner"
+    learner: str = "maml"
+    learner_kwargs: Mapping[str, Any] = field(default_factory=dict)
     hidden: int = 64
     depth: int = 4
-    inner_lr: float = DEFAULTS.inner_lr
-    meta_lr: float = DEFAULTS.meta_lr
-    inner_steps: int = DEFAULTS.inner_steps
+    meta_lr: float = 0.001
     meta_batch: int = 8
-    first_order: bool = DEFAULTS.first_order
-    batching: str = DEFAULTS.batching
-    init: str = DEFAULTS.init
+    batching: str = "auto"
+    init: str = "torch"
     device: str = "auto"
 
     budget: int = 1000
@@ -134,8 +154,9 @@ class MetaCurriculumConfig:
     reward: str = "target"
     divergence_penalty: float = -1.0
     divergence_threshold: float = 100.0
+    learner_defaults: InitVar[Mapping[str, Any] | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, learner_defaults: Mapping[str, Any] | None) -> None:
         positive = (
             "n_max",
             "k_shot",
@@ -156,7 +177,13 @@ class MetaCurriculumConfig:
             value = getattr(self, name)
             if not (name == "omega_init" and value is None):
                 check_real(name, value, self.__dataclass_fields__[name].default)
-        check_hyperparams(self)
+        positive_real("meta_lr", self.meta_lr, 0.001)
+        for name, known in (("batching", BATCHINGS), ("init", INITS)):
+            if getattr(self, name) not in known:
+                raise ValueError(f"{name}={getattr(self, name)!r} is unknown; use one of {known}.")
+        if self.student == "maml":  # the name before learners existed
+            object.__setattr__(self, "student", "learner")
+        self._resolve_learner(learner_defaults or {})
         if self.budget < self.update_rate:
             raise ValueError(
                 f"budget={self.budget} meta-steps is less than one env step "
@@ -193,6 +220,23 @@ class MetaCurriculumConfig:
                 f"divergence_penalty={self.divergence_penalty!r} must be a finite number."
             )
 
+    def _resolve_learner(self, defaults: Mapping[str, Any]) -> None:
+        if not isinstance(self.learner_kwargs, Mapping):
+            raise ValueError(
+                f"learner_kwargs={self.learner_kwargs!r} must be a dict of the learner's "
+                f"settings ({self.learner!r}: {describe_settings(self.learner)})."
+            )
+        names = setting_names(self.learner)  # an unknown learner raises, listing them
+        given = {k: v for k, v in defaults.items() if k in names}
+        settings = learner_settings(self.learner, {**given, **self.learner_kwargs})
+        object.__setattr__(self, "learner_kwargs", settings.to_dict())
+
+    @property
+    def adaptation_steps(self) -> int:
+        """Inner steps of an evaluation: the learner's ``inner_steps``, 0 for a learner
+        without an inner loop."""
+        return int(self.learner_kwargs.get("inner_steps", 0))
+
     @property
     def n_min(self) -> int:
         """The fewest classes a task may have: ``floor(omega_min)``."""
@@ -211,16 +255,65 @@ class MetaCurriculumConfig:
     def from_overrides(
         cls, base: MetaCurriculumConfig | None = None, **overrides: Any
     ) -> MetaCurriculumConfig:
-        """``base`` (or the defaults) with ``overrides`` applied; unknown names are errors."""
-        known = {f.name for f in fields(cls)}
+        """``base`` (or the defaults) with ``overrides`` applied.
+
+        A name that is not an env setting but one of the learner's settings (the learner
+        of ``overrides``, else of ``base``) goes to ``learner_kwargs``. A learner change
+        starts its settings from its own defaults.
+
+        Raises:
+            TypeError: for a name that is neither; the message lists the close matches,
+                the env's settings and the learner's.
+        """
+        known = {f.name for f in fields(cls)} | {"learner_defaults"}
+        learner = overrides.get("learner", base.learner if base else cls.learner)
+        names = set(setting_names(learner))
+        given = {k: overrides.pop(k) for k in list(overrides) if k not in known and k in names}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            hints = []
-            for name in unknown:
-                close = difflib.get_close_matches(name, known, n=1)
-                hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise TypeError(
-                f"unknown setting(s) {', '.join(hints)} for MetaCurriculumEnv; valid settings: "
-                f"{', '.join(sorted(known))}."
-            )
-        return replace(base or cls(), **overrides)
+            raise TypeError(_unknown_message(unknown, known, learner))
+        kept = dict(base.learner_kwargs) if base is not None and base.learner == learner else {}
+        learner_kwargs = {**kept, **dict(overrides.pop("learner_kwargs", None) or {}), **given}
+        return replace(base or cls(), **overrides, learner_kwargs=learner_kwargs)
+
+
+def _unknown_message(unknown: list[str], known: set[str], learner: str) -> str:
+    """Why ``unknown`` are not settings: a close match, or the learners that have them."""
+    from metacurriculum.student.settings import list_learners
+
+    names = set(setting_names(learner))
+    hints = []
+    for name in unknown:
+        owners = [other for other in list_learners() if name in setting_names(other)]
+        close = difflib.get_close_matches(name, known | names, n=1)
+        if owners:
+            hints.append(f"{name!r} (a setting of learner {', '.join(map(repr, owners))})")
+        else:
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return (
+        f"unknown setting(s) {', '.join(hints)} for MetaCurriculumEnv with learner {learner!r}, "
+        f"whose settings are: {describe_settings(learner)}. The env's settings: "
+        f"{', '.join(sorted(known - {'learner_defaults'}))}."
+    )
+
+
+def upgrade_settings(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """Env settings stored before learners existed (a run's ``config.json``), in today's form.
+
+    They held MAML's ``inner_lr``, ``inner_steps`` and ``first_order`` as settings of their
+    own and named the student ``"maml"``: that is ``student="learner"``, ``learner="maml"``
+    with those settings. Settings in today's form are returned as they are.
+    """
+    settings = dict(stored)
+    if "learner" in settings:
+        return settings
+    learner_kwargs = {
+        name: settings.pop(name)
+        for name in ("inner_lr", "inner_steps", "first_order")
+        if name in settings
+    }
+    if settings.get("student") == "maml":
+        settings["student"] = "learner"
+    settings["learner"] = "maml"
+    settings["learner_kwargs"] = learner_kwargs
+    return settings

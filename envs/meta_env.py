@@ -17,8 +17,10 @@ from metacurriculum.envs.students import (
     AdaptationCurves,
     CurriculumStudent,
     Measurement,
+    StudentStep,
     check_student,
     make_student,
+    run_step,
 )
 
 #: Upper bound of the normalised losses in the observation (5x the chance-level loss).
@@ -146,7 +148,13 @@ class MetaCurriculumEnv(gym.Env):
     ## Arguments
 
     Every field of :class:`~metacurriculum.envs.MetaCurriculumConfig`, as keyword
-    arguments (also through ``gym.make(id, **kwargs)``), or a whole ``config``.
+    arguments (also through ``gym.make(id, **kwargs)``), or a whole ``config``; the
+    learner's settings by name too (``gym.make(id, learner="anil", inner_steps=3)``).
+
+    Attributes:
+        student_factory: ``factory(config, seed) -> CurriculumStudent``, called by
+            ``reset`` for each new student (default: the kind ``config.student`` names).
+            The vector env points it at its population's rows.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012 - Gymnasium convention
@@ -188,6 +196,9 @@ class MetaCurriculumEnv(gym.Env):
         high = np.concatenate([np.full(history, LOSS_CLIP), np.ones(dim + 1)]).astype(np.float32)
         self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
         self.student: CurriculumStudent | None = None
+        self.student_factory: Callable[[MetaCurriculumConfig, int], CurriculumStudent] = (
+            make_student
+        )
         self._omega = self.family.easiest
         self.omega = self.family.public(self._omega)
         self.meta_step = 0
@@ -214,7 +225,7 @@ class MetaCurriculumEnv(gym.Env):
         self._omega = self.family.clip(start)
         self.omega = self.family.public(self._omega)
         student_seed = int(self.np_random.integers(2**63 - 1))
-        self.student = make_student(self.config, student_seed)
+        self.student = self.student_factory(self.config, student_seed)
         self.meta_step = 0
         self._ended = None
         self._last = {
@@ -228,17 +239,24 @@ class MetaCurriculumEnv(gym.Env):
         return self._observation(), self._info({"loss": float("nan"), "n_way": []}, diverged=False)
 
     def step(self, action):
-        student = self._require_student()
-        if self._ended is not None:
-            raise RuntimeError(
-                f"the episode has ended ({self._ended}); call reset() before step(), as after "
-                "any Gymnasium episode."
-            )
-        self.omega = self.omega_for_action(action)
-        self._omega = self.family.check(self.omega)
-        train = student.train(self.omega, self.config.update_rate)
+        student = self._require_running()
+        omega = self.omega_for_action(action)
+        return self.record_step(omega, run_step(student, omega, self.config.update_rate))
+
+    def record_step(self, omega: float | np.ndarray, result: StudentStep):
+        """Finish a step at ``omega`` whose student work is ``result``: what ``step`` does
+        after its student trained and was measured, for a vector env that runs every
+        sub-env's student together (``omega`` from :meth:`omega_for_action`).
+
+        Returns:
+            ``step``'s ``(observation, reward, terminated, truncated, info)``.
+        """
+        self._require_running()
+        self._omega = self.family.check(omega)
+        self.omega = self.family.public(self._omega)
+        train = result.train
         self.meta_step += self.config.update_rate
-        now = {"val": student.validate(self.omega), "target": student.evaluate_target()}
+        now = {"val": result.val, "target": result.target}
         limit = self.config.divergence_threshold
         diverged = not math.isfinite(train["loss"]) or any(
             not (m.finite and m.normalized_loss <= limit) for m in now.values()
@@ -273,6 +291,15 @@ class MetaCurriculumEnv(gym.Env):
         if self.student is None:
             raise RuntimeError("call reset() first: the env has no student yet.")
         return self.student
+
+    def _require_running(self) -> CurriculumStudent:
+        student = self._require_student()
+        if self._ended is not None:
+            raise RuntimeError(
+                f"the episode has ended ({self._ended}); call reset() before step(), as after "
+                "any Gymnasium episode."
+            )
+        return student
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

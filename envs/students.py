@@ -1,9 +1,11 @@
-"""The students an environment can train: the MAML meta-learner, and an analytic fake.
+"""The students an environment can train: a meta-learner, and analytic fakes.
 
-Both satisfy :class:`CurriculumStudent`, the only thing the environment knows of a
-student: train at ω for some meta-steps, measure at ω, measure on the fixed target
-tasks. The analytic student answers in microseconds from a closed-form learning
-model, so teachers can be developed and tested without training a network.
+Every kind satisfies :class:`CurriculumStudent`, the only thing the environment knows
+of a student: train at ω for some meta-steps, measure at ω, measure on the fixed target
+tasks. The env setting ``student`` picks the kind from :data:`STUDENTS`: ``"learner"``
+(a meta-learner on the conv net, :mod:`~metacurriculum.envs.learner_student`, whichever
+``learner`` names) or ``"analytic"``, which answers in microseconds from a closed-form
+learning model, so teachers can be developed and tested without training a network.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 
 from metacurriculum.envs.config import MetaCurriculumConfig
 from metacurriculum.envs.families import TaskFamily, make_family, perturb
+from metacurriculum.registry import Registry
 
 
 def chance_loss(n_way: int) -> float:
@@ -67,6 +70,21 @@ class AdaptationCurves:
     n_way: np.ndarray
 
 
+@dataclass(frozen=True)
+class StudentStep:
+    """What one env step asks of a student: its training, then its two measurements.
+
+    Attributes:
+        train: :meth:`CurriculumStudent.train`'s result.
+        val: :meth:`CurriculumStudent.validate` at the step's ω.
+        target: :meth:`CurriculumStudent.evaluate_target`.
+    """
+
+    train: dict[str, Any]
+    val: Measurement
+    target: Measurement
+
+
 class CurriculumStudent(Protocol):
     """What the environment needs of a student."""
 
@@ -98,6 +116,16 @@ class CurriculumStudent(Protocol):
     def save(self, path: str) -> None:
         """Write the student's state (parameters, optimiser, settings) to ``path``."""
         ...
+
+
+def run_step(student: CurriculumStudent, omega: Any, meta_steps: int) -> StudentStep:
+    """One env step of ``student``: ``meta_steps`` meta-steps at ``omega``, then its
+    measurements (the student's own ``step`` when it has one, which may batch them)."""
+    step = getattr(student, "step", None)
+    if step is not None:
+        return step(omega, meta_steps)
+    train = student.train(omega, meta_steps)
+    return StudentStep(train, student.validate(omega), student.evaluate_target())
 
 
 def analytic_measurement(norm: np.ndarray, n_way: np.ndarray) -> Measurement:
@@ -201,7 +229,7 @@ class AnalyticStudent:
         final = self.normalized_loss(np.full(num_tasks, n)) + self.noise * rng.standard_normal(
             num_tasks
         )
-        return analytic_curves(final, np.full(num_tasks, n), self.config.inner_steps)
+        return analytic_curves(final, np.full(num_tasks, n), self.config.adaptation_steps)
 
     def save(self, path: str) -> None:
         save_analytic(path, {"skill": self.skill, "config": self.config.to_dict()})
@@ -290,7 +318,7 @@ class AnalyticVectorStudent:
         hardest = np.tile(self.family.hardest, (num_tasks, 1))
         n = self.family.n_way(hardest)
         final = self.normalized_loss(hardest) + self.noise * rng.standard_normal(num_tasks)
-        return analytic_curves(final, n, self.config.inner_steps)
+        return analytic_curves(final, n, self.config.adaptation_steps)
 
     def save(self, path: str) -> None:
         save_analytic(path, {"skill": self.skill.tolist(), "config": self.config.to_dict()})
@@ -304,34 +332,25 @@ def analytic_student(config: MetaCurriculumConfig, seed: int) -> CurriculumStude
     return AnalyticVectorStudent(config, seed)
 
 
-STUDENTS: dict[str, Callable[[MetaCurriculumConfig, int], CurriculumStudent]] = {
-    "analytic": analytic_student,
-}
-
-
-def _factory(
-    config: MetaCurriculumConfig,
-) -> Callable[[MetaCurriculumConfig, int], CurriculumStudent]:
-    if config.student == "maml" and "maml" not in STUDENTS:
-        from metacurriculum.envs.maml_student import MAMLStudent  # torch only when needed
-
-        STUDENTS["maml"] = MAMLStudent
-    try:
-        return STUDENTS[config.student]
-    except KeyError:
-        raise ValueError(
-            f"student={config.student!r} is unknown; choose one of {sorted({*STUDENTS, 'maml'})}."
-        ) from None
+#: The kinds of student by name (the env setting ``student``): ``factory(config, seed)``
+#: builds one; a factory's optional ``check(config)`` fails early on settings it could not
+#: run with. ``"learner"`` is imported on first use (it needs torch).
+STUDENTS: Registry[Callable[[MetaCurriculumConfig, int], CurriculumStudent]] = Registry(
+    "student", hint="add yours with STUDENTS.register(name, factory)", setting="student="
+)
+STUDENTS.register("learner", "metacurriculum.envs.learner_student:learner_student")
+STUDENTS.register("analytic", analytic_student)
 
 
 def check_student(config: MetaCurriculumConfig) -> None:
     """Raise now on settings the student of ``config`` could not run with (a factory's
-    optional ``check(config)``: the MAML student loads the data and checks the device)."""
-    check = getattr(_factory(config), "check", None)
+    optional ``check(config)``: a meta-learner checks its settings and device and loads
+    the data)."""
+    check = getattr(STUDENTS.lookup(config.student), "check", None)
     if check is not None:
         check(config)
 
 
 def make_student(config: MetaCurriculumConfig, seed: int) -> CurriculumStudent:
     """Build the student named by ``config.student``, seeded with ``seed``."""
-    return _factory(config)(config, seed)
+    return STUDENTS.lookup(config.student)(config, seed)

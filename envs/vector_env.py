@@ -1,4 +1,4 @@
-"""``gym.make_vec``'s env: N meta-curriculum envs whose MAML students train as one population.
+"""``gym.make_vec``'s env: N meta-curriculum envs whose students train as one population.
 
 Every registered id has this class as its ``vector_entry_point``::
 
@@ -27,12 +27,13 @@ class MetaCurriculumVectorEnv(VectorEnv):
     """``num_envs`` :class:`~metacurriculum.envs.MetaCurriculumEnv` s stepped together.
 
     Each sub-env is an ordinary ``MetaCurriculumEnv`` (same spaces, rewards,
-    observation, info and episode end; see its docstring). With the MAML student,
-    the sub-envs' students are the rows of one
+    observation, info and episode end; see its docstring). With a meta-learner
+    (``student="learner"``, any ``learner``), the sub-envs' students are the rows of one
     :class:`~metacurriculum.student.Population`: a vector step runs every
     sub-env's ``update_rate`` meta-steps and its measurements in batched calls
     (on CUDA the R x T tasks in grouped convolutions; on the CPU one student after
-    another, measured fastest there). The analytic student steps per sub-env.
+    another, measured fastest there), and hands each sub-env its results
+    (:meth:`MetaCurriculumEnv.record_step`). The analytic student steps per sub-env.
 
     ## Equivalence and seeding
 
@@ -124,10 +125,12 @@ class MetaCurriculumVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.students = None
-        if self.config.student == "maml":
-            from metacurriculum.envs.population_student import PopulationStudents
+        if self.config.student == "learner":
+            from metacurriculum.envs.learner_student import LearnerStudents
 
-            self.students = PopulationStudents(self.num_envs, chunk_size=chunk_size)
+            self.students = LearnerStudents(self.config, self.num_envs, chunk_size=chunk_size)
+            for i, env in enumerate(self.envs):
+                env.student_factory = lambda config, seed, i=i: self.students.attach(i, seed)
         self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
         self._started = False
         self.on_episode_end: Callable[[int, MetaCurriculumEnv], None] | None = None
@@ -169,30 +172,33 @@ class MetaCurriculumVectorEnv(VectorEnv):
         actions = list(iterate(self.action_space, actions))
         if len(actions) != self.num_envs:
             raise ValueError(f"got {len(actions)} actions for {self.num_envs} sub-envs.")
+        # Every action is checked (and its ω computed) before any student trains.
+        omegas = [env.omega_for_action(a) for env, a in zip(self.envs, actions, strict=True)]
         if self.students is not None:
-            # Every action is checked (and its ω computed) before any student trains.
-            omegas = [env.omega_for_action(a) for env, a in zip(self.envs, actions, strict=True)]
-            self.students.prepare(omegas, self.config.update_rate)
+            for env in self.envs:
+                env._require_running()
+            results = self.students.step(range(self.num_envs), omegas, self.config.update_rate)
         observations, infos = [], {}
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         terminated = np.zeros(self.num_envs, dtype=np.bool_)
         truncated = np.zeros(self.num_envs, dtype=np.bool_)
-        try:
-            for i, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
-                obs, rewards[i], terminated[i], truncated[i], info = env.step(action)
-                self._elapsed[i] += 1
-                if self.max_episode_steps is not None:
-                    truncated[i] |= self._elapsed[i] >= self.max_episode_steps
-                if terminated[i] or truncated[i]:
-                    infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
-                    if self.on_episode_end is not None:
-                        self.on_episode_end(i, env)
-                    obs, info = self._reset_one(i, None, None)
-                observations.append(obs)
-                infos = self._add_info(infos, info, i)
-        finally:
+        for i, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
             if self.students is not None:
-                self.students.clear()
+                obs, rewards[i], terminated[i], truncated[i], info = env.record_step(
+                    omegas[i], results[i]
+                )
+            else:
+                obs, rewards[i], terminated[i], truncated[i], info = env.step(action)
+            self._elapsed[i] += 1
+            if self.max_episode_steps is not None:
+                truncated[i] |= self._elapsed[i] >= self.max_episode_steps
+            if terminated[i] or truncated[i]:
+                infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
+                if self.on_episode_end is not None:
+                    self.on_episode_end(i, env)
+                obs, info = self._reset_one(i, None, None)
+            observations.append(obs)
+            infos = self._add_info(infos, info, i)
         return self._batch(observations), rewards, terminated, truncated, infos
 
     def render(self) -> tuple[str | None, ...] | None:
@@ -260,10 +266,7 @@ class MetaCurriculumVectorEnv(VectorEnv):
         self, i: int, seed: int | None, options: dict[str, Any] | None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         env = self.envs[i]
-        obs, info = env.reset(seed=seed, options=options)
-        if self.students is not None:
-            # The single env's reset built and measured a fresh student; it joins the population.
-            env.student = self.students.attach(i, env.student)
+        obs, info = env.reset(seed=seed, options=options)  # its student: row i, fresh
         self._elapsed[i] = 0
         return obs, info
 

@@ -1,4 +1,4 @@
-"""The student's one configuration: network shape, MAML hyper-parameters, device and precision.
+"""The student's one configuration: network shape, meta-optimiser, learner, device and precision.
 
 Every field is checked when the config is built, so a bad value fails at once
 with a message that names it and the fix, not later inside a meta-step.
@@ -7,11 +7,19 @@ with a message that names it and the fix, not later inside a meta-step.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 
-from metacurriculum.student.hyperparams import BATCHINGS, DEFAULTS, check_hyperparams
+from metacurriculum.student.settings import (
+    BATCHINGS,
+    INITS,
+    LearnerSettings,
+    learner_settings,
+    positive_real,
+)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -34,11 +42,12 @@ def feature_size(image_size: int, depth: int) -> int:
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """Configuration of a MAML student (the paper's Table I by default, MAML's Omniglot net).
+    """Configuration of a student: its network, its meta-optimiser, its learner and device.
 
-    Its MAML hyper-parameters (``inner_lr``, ``meta_lr``, ``inner_steps``,
-    ``first_order``, ``batching``, ``init``) take their defaults and checks from
-    :class:`~metacurriculum.student.hyperparams.MAMLHyperParams`, as the env's settings do.
+    The defaults are the paper's Table I and MAML's Omniglot net. What the learner does
+    (``"maml"``, ``"anil"``, ``"protonet"``...) and its own settings (``inner_lr``,
+    ``inner_steps``...) are ``learner`` and ``learner_kwargs``, checked by the learner's
+    settings (:mod:`metacurriculum.student.settings`), as the env's are.
 
     Attributes:
         n_max: Number of logits of the network, N_max. A task with ``n`` classes
@@ -48,12 +57,8 @@ class StudentConfig:
         hidden: Filters of every conv layer.
         depth: Number of conv blocks (conv, batch norm, ReLU, max-pool). MAML's
             Omniglot net has 4; the paper's text says 3.
-        inner_lr: Step size of the inner-loop SGD on a task's support set (alpha).
-        meta_lr: Learning rate of the Adam meta-optimiser (beta).
-        inner_steps: Inner-loop SGD steps per task during meta-training, and by
-            default during evaluation.
-        first_order: First-order MAML (inner gradients treated as constants) when
-            True; full second-order MAML when False.
+        meta_lr: Learning rate of the Adam meta-optimiser (beta; Table I: 0.001), the
+            outer optimiser of every learner.
         batching: How the tasks of a meta-batch run: ``"loop"`` (one task at a
             time on exact shapes, least memory), ``"vmap"`` (all tasks in one
             ``torch.func.vmap`` call on the padded batch), ``"grouped"`` (all
@@ -71,6 +76,10 @@ class StudentConfig:
             tasks after 100 meta-steps): see the README's "Learning speed" table.
             With batch norm after every conv the weights' scale sets the effective
             inner step, and ``"torch"``'s smallest weights learn fastest.
+        learner: The meta-learner, a name of
+            :func:`~metacurriculum.student.settings.list_learners` (``"maml"``).
+        learner_kwargs: The learner's settings; missing ones take its defaults (after
+            construction this holds every one of them).
     """
 
     n_max: int
@@ -78,21 +87,24 @@ class StudentConfig:
     image_size: int = 28
     hidden: int = 64
     depth: int = 4
-    inner_lr: float = DEFAULTS.inner_lr
-    meta_lr: float = DEFAULTS.meta_lr
-    inner_steps: int = DEFAULTS.inner_steps
-    first_order: bool = DEFAULTS.first_order
-    batching: str = DEFAULTS.batching
+    meta_lr: float = 0.001
+    batching: str = "auto"
     device: str = "auto"
     dtype: str = "float32"
     bn_eps: float = 1e-5
-    init: str = DEFAULTS.init
+    init: str = "torch"
+    learner: str = "maml"
+    learner_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, low in (("n_max", 1), ("in_channels", 1), ("hidden", 1), ("depth", 1)):
             _check_int(name, getattr(self, name), low)
         _check_int("image_size", self.image_size, 2)
-        check_hyperparams(self, owner="StudentConfig.")
+        positive_real("StudentConfig.meta_lr", self.meta_lr, 0.001)
+        for name, known in (("batching", BATCHINGS), ("init", INITS)):
+            value = getattr(self, name)
+            if value not in known:
+                raise ValueError(f"StudentConfig.{name}={value!r} is unknown; use one of {known}.")
         if isinstance(self.bn_eps, bool) or not isinstance(self.bn_eps, (int, float)):
             raise TypeError(f"StudentConfig.bn_eps must be a float, got {self.bn_eps!r}.")
         if not (math.isfinite(self.bn_eps) and self.bn_eps > 0):
@@ -109,6 +121,14 @@ class StudentConfig:
                 f"StudentConfig.dtype={self.dtype!r} is unknown; use one of {tuple(DTYPES)}."
             )
         resolve_device(self.device)
+        settings = learner_settings(self.learner, self.learner_kwargs)
+        object.__setattr__(self, "learner_kwargs", settings.to_dict())
+        object.__setattr__(self, "_settings", settings)
+
+    @property
+    def settings(self) -> LearnerSettings:
+        """The learner's settings (its dataclass, every value checked)."""
+        return self._settings  # type: ignore[attr-defined]
 
     @property
     def torch_device(self) -> torch.device:
@@ -124,6 +144,10 @@ class StudentConfig:
     def resolved_batching(self) -> str:
         """The batching that runs, with ``"auto"`` resolved for the device."""
         return resolve_batching(self.batching, self.torch_device)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-serialisable dict (what a checkpoint stores)."""
+        return {**asdict(self), "learner_kwargs": dict(self.learner_kwargs)}
 
 
 def resolve_batching(batching: str, device: torch.device) -> str:

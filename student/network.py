@@ -1,18 +1,20 @@
-"""MAML's Omniglot conv net as pure functions of an explicit parameter dict.
+"""MAML's Omniglot conv net as pure functions of explicit parameters, for T networks at once.
 
 The network is ``depth`` blocks of 3x3 conv (padding 1, no bias: batch norm
 cancels it), batch norm with the batch's own statistics (no running
 statistics, affine weight and bias), ReLU and 2x2 max-pool, then a linear head
-with ``n_max`` logits. Parameters live in a plain ``dict[str, Tensor]``, so the
-inner loop is ``params - inner_lr * grads`` and ``torch.func`` can transform
+with ``n_max`` logits. Parameters live in a plain ``dict[str, Tensor]``, so an
+inner step is ``params - inner_lr * grads`` and ``torch.func`` can transform
 every function here.
 
-Batch norm comes in two forms. :func:`batch_norm` is written from primitive
-ops and takes an example mask, so that a padded task's fake examples stay out
-of the statistics; it is the one to use under ``torch.func.vmap``, where the
-batched second-order backward of ``F.batch_norm`` is wrong (functorch issue
-#534: about 0.2% off in float64 with torch 2.14). Outside vmap,
-``F.batch_norm`` (``fused_bn=True``) gives the same values.
+One forward serves every way the student runs: :func:`features` and :func:`head`
+take the parameters of ``T`` networks stacked on a leading axis and their images
+``[T, N, C, H, W]`` (a task per network, or a task's copy of its student's
+network). The per-task loop calls them with ``T = 1`` on a task's exact images,
+the grouped path with all tasks of a meta-batch, ``vmap`` with ``T = 1`` per task.
+Padded examples are left out of batch-norm statistics and losses by masks, and the
+classes beyond a task's ``n`` by ``-inf`` logits, so a padded task sees exactly
+what it would alone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from metacurriculum.student.config import StudentConfig, feature_size
-from metacurriculum.student.hyperparams import INITS
+from metacurriculum.student.settings import INITS
 
 Params = dict[str, Tensor]
 
@@ -84,121 +86,139 @@ def init_params(config: StudentConfig, generator: torch.Generator) -> Params:
         params[f"block{i}.bn.weight"] = torch.ones(config.hidden, dtype=dtype, device=device)
         params[f"block{i}.bn.bias"] = torch.zeros(config.hidden, dtype=dtype, device=device)
         channels = config.hidden
-    features = config.hidden * feature_size(config.image_size, config.depth) ** 2
-    params["head.weight"] = weight((config.n_max, features), features, config.n_max)
+    width = config.hidden * feature_size(config.image_size, config.depth) ** 2
+    params["head.weight"] = weight((config.n_max, width), width, config.n_max)
     if config.init == "torch":
-        params["head.bias"] = uniform((config.n_max,), 1.0 / math.sqrt(features))
+        params["head.bias"] = uniform((config.n_max,), 1.0 / math.sqrt(width))
     else:
         params["head.bias"] = torch.zeros(config.n_max, dtype=dtype, device=device)
     return params
 
 
-def batch_norm(
-    x: Tensor, weight: Tensor, bias: Tensor, eps: float, mask: Tensor | None = None
-) -> Tensor:
-    """Batch norm over ``(N, H, W)`` with the batch's statistics, from primitive ops.
-
-    Safe under ``torch.func.vmap`` at any order of differentiation.
-
-    Args:
-        x: ``[N, C, H, W]`` activations.
-        weight: ``[C]`` affine scale.
-        bias: ``[C]`` affine shift.
-        eps: Added to the biased variance.
-        mask: Optional ``[N]`` bool, True for the examples that count in the
-            statistics; the others are normalised too but do not shift them.
-
-    Returns:
-        The normalised activations, shaped like ``x``.
-    """
-    if mask is None:
-        mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        var = (x - mean).square().mean(dim=(0, 2, 3), keepdim=True)
-    else:
-        w = mask.to(x.dtype).view(-1, 1, 1, 1)
-        count = w.sum() * (x.shape[2] * x.shape[3])
-        mean = (x * w).sum(dim=(0, 2, 3), keepdim=True) / count
-        var = ((x - mean).square() * w).sum(dim=(0, 2, 3), keepdim=True) / count
-    scale = weight.view(1, -1, 1, 1) * torch.rsqrt(var + eps)
-    return (x - mean) * scale + bias.view(1, -1, 1, 1)
-
-
 def num_blocks(params: Params) -> int:
-    """The number of conv blocks in a parameter dict."""
-    return sum(name.endswith(".conv.weight") for name in params)
+    """The number of conv blocks in a parameter dict (``block0.conv.weight``, ...)."""
+    blocks = 0
+    while f"block{blocks}.conv.weight" in params:
+        blocks += 1
+    return blocks
 
 
-def forward(
-    params: Params,
-    x: Tensor,
-    mask: Tensor | None = None,
-    *,
-    eps: float = 1e-5,
-    fused_bn: bool = False,
+def batch_norm(
+    h: Tensor, weight: Tensor, bias: Tensor, eps: float, mask: Tensor | None, fused: bool
 ) -> Tensor:
-    """All ``n_max`` logits of the network for a batch of images.
+    """Batch norm of ``T`` networks' activations, each with its own tasks' statistics.
 
     Args:
-        params: The parameters (see :func:`init_params`).
-        x: ``[N, C, H, W]`` images.
-        mask: Optional ``[N]`` bool, True for real examples; padded ones are
-            left out of the batch-norm statistics.
+        h: ``[N, T*C, H, W]`` activations: the ``T`` networks' channels side by side.
+        weight: ``[T, C]`` affine scales.
+        bias: ``[T, C]`` affine shifts.
+        eps: Added to the biased variance.
+        mask: ``[T, N]`` bool, True for the examples that count in network ``t``'s
+            statistics (padded ones are normalised too but do not shift them), or
+            ``None`` when every example counts.
+        fused: Use ``F.batch_norm`` when there is no mask (faster). Never under
+            ``torch.func.vmap``: its batched second-order backward is wrong (functorch
+            issue #534: about 0.2% off in float64 with torch 2.14).
+
+    Returns:
+        The normalised activations, shaped like ``h``.
+    """
+    if mask is None and fused:
+        return F.batch_norm(
+            h, None, None, weight.reshape(-1), bias.reshape(-1), training=True, eps=eps
+        )
+    tasks, channels = weight.shape
+    x = h.view(h.shape[0], tasks, channels, *h.shape[2:])
+    if mask is None:
+        mean = x.mean(dim=(0, 3, 4), keepdim=True)
+        var = (x - mean).square().mean(dim=(0, 3, 4), keepdim=True)
+    else:
+        w = mask.t().to(h.dtype)[:, :, None, None, None]
+        count = (w.sum(dim=0) * (h.shape[2] * h.shape[3]))[None]
+        mean = (x * w).sum(dim=(0, 3, 4), keepdim=True) / count
+        var = ((x - mean).square() * w).sum(dim=(0, 3, 4), keepdim=True) / count
+    scale = weight[None, :, :, None, None] * torch.rsqrt(var + eps)
+    return ((x - mean) * scale + bias[None, :, :, None, None]).view_as(h)
+
+
+def features(
+    params: Params, x: Tensor, mask: Tensor | None = None, *, eps: float = 1e-5, fused: bool = True
+) -> Tensor:
+    """The conv body's output of ``T`` networks, each on its own images.
+
+    The networks' parameters are stacked on a leading ``T`` axis; their images are laid
+    side by side on the channel axis, so each layer of all ``T`` networks is one op (a
+    conv with ``groups=T``, a batch norm over ``T*C`` channels whose statistics are each
+    network's own). Networks never mix, so the gradient of the sum of their losses is
+    each one's own gradient. With ``T = 1`` these are the plain ops of one network.
+
+    Args:
+        params: ``[T, ...]`` parameters (see :func:`init_params`; the head is not used).
+        x: ``[T, N, C, H, W]`` images, ``N`` per network.
+        mask: Optional ``[T, N]`` bool, True for real examples; padded ones are left out
+            of the batch-norm statistics.
         eps: Batch-norm epsilon.
-        fused_bn: Use ``F.batch_norm`` (faster on some devices). Not allowed with
-            a mask, and wrong at second order under ``vmap``.
+        fused: ``F.batch_norm`` where there is no mask (see :func:`batch_norm`).
 
     Returns:
-        ``[N, n_max]`` logits.
+        ``[T, N, F]`` features.
     """
-    if fused_bn and mask is not None:
-        raise ValueError("forward(fused_bn=True) cannot take a mask; use fused_bn=False.")
-    h = x
+    tasks, examples = x.shape[:2]
+    h = x.transpose(0, 1).reshape(examples, -1, *x.shape[3:])
     for i in range(num_blocks(params)):
-        h = F.conv2d(h, params[f"block{i}.conv.weight"], padding=1)
-        weight, bias = params[f"block{i}.bn.weight"], params[f"block{i}.bn.bias"]
-        if fused_bn:
-            h = F.batch_norm(h, None, None, weight, bias, training=True, eps=eps)
-        else:
-            h = batch_norm(h, weight, bias, eps, mask)
-        h = F.max_pool2d(F.relu(h), 2)
-    return F.linear(h.flatten(1), params["head.weight"], params["head.bias"])
+        weight = params[f"block{i}.conv.weight"]
+        h = F.conv2d(h, weight.flatten(0, 1), padding=1, groups=tasks)
+        scale, shift = params[f"block{i}.bn.weight"], params[f"block{i}.bn.bias"]
+        h = F.max_pool2d(F.relu(batch_norm(h, scale, shift, eps, mask, fused)), 2)
+    return h.view(examples, tasks, -1).transpose(0, 1)
 
 
-def mask_logits(logits: Tensor, n_way: Tensor | int) -> Tensor:
-    """Logits with the classes at and beyond ``n_way`` set to ``-inf``.
+def head(params: Params, features: Tensor) -> Tensor:
+    """All ``n_max`` logits of ``T`` networks' linear heads: ``[T, N, F] -> [T, N, n_max]``."""
+    weight, bias = params["head.weight"], params["head.bias"]
+    if features.shape[0] == 1:  # one network: the plain linear op
+        return F.linear(features[0], weight[0], bias[0]).unsqueeze(0)
+    return torch.baddbmm(bias[:, None, :], features, weight.transpose(1, 2))
 
-    Args:
-        logits: ``[..., n_max]`` logits.
-        n_way: The task's number of classes (an int or a 0-d tensor, so that it
-            can be batched under ``vmap``).
-    """
+
+def class_mask(logits: Tensor, n_way: Tensor) -> Tensor:
+    """``[T, N, n_max]`` logits with the classes at and beyond each task's ``n`` set to ``-inf``."""
     classes = torch.arange(logits.shape[-1], device=logits.device)
-    return logits.masked_fill(classes >= n_way, -math.inf)
+    return logits.masked_fill(classes >= n_way[:, None, None], -math.inf)
 
 
-def masked_cross_entropy(logits: Tensor, labels: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Mean cross entropy over the real examples, for logits masked with :func:`mask_logits`.
+def task_losses(
+    logits: Tensor, labels: Tensor, mask: Tensor | None, n_way: Tensor, n: int | None
+) -> Tensor:
+    """Each task's mean cross entropy over its real examples.
 
     Args:
-        logits: ``[N, n_max]`` logits, ``-inf`` for the classes the task lacks.
-        labels: ``[N]`` int64 labels.
-        mask: Optional ``[N]`` bool, True for the examples that count.
+        logits: ``[T, N, classes]`` logits.
+        labels: ``[T, N]`` int64 labels in ``0..n-1``.
+        mask: ``[T, N]`` bool (True for real examples), or ``None`` when all are real.
+        n_way: ``[T]`` the tasks' numbers of classes.
+        n: Their common number of classes when they share one (the logits are cut to
+            it), else ``None`` (the classes beyond each task's ``n`` are masked).
 
     Returns:
-        A 0-d tensor.
+        ``[T]`` losses.
     """
-    picked = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
-    losses = torch.logsumexp(logits, dim=-1) - picked
-    if mask is None:
-        return losses.mean()
-    w = mask.to(losses.dtype)
-    return (losses * w).sum() / w.sum()
+    logits = logits[..., :n] if n is not None else class_mask(logits, n_way)
+    losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
+    return _mean(losses.view(labels.shape), mask)
 
 
-def masked_accuracy(logits: Tensor, labels: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Fraction of the real examples whose largest logit is their label (a 0-d tensor)."""
-    correct = (logits.argmax(dim=-1) == labels).to(logits.dtype)
+def task_accuracy(
+    logits: Tensor, labels: Tensor, mask: Tensor | None, n_way: Tensor, n: int | None
+) -> Tensor:
+    """Each task's accuracy over its real examples (``[T]``; arguments as :func:`task_losses`)."""
+    logits = logits.detach()
+    logits = logits[..., :n] if n is not None else class_mask(logits, n_way)
+    return _mean((logits.argmax(dim=-1) == labels).to(logits.dtype), mask)
+
+
+def _mean(values: Tensor, mask: Tensor | None) -> Tensor:
     if mask is None:
-        return correct.mean()
-    w = mask.to(correct.dtype)
-    return (correct * w).sum() / w.sum()
+        return values.mean(dim=1)
+    w = mask.to(values.dtype)
+    return (values * w).sum(dim=1) / w.sum(dim=1)

@@ -1,61 +1,118 @@
-"""A population of MAML students: R independent students whose meta-steps run together.
+"""Students of any learner, R at a time: a population, and a single student as a population of one.
 
-The students share a network shape and hyper-parameters (one
-:class:`StudentConfig`); each has its own parameters, Adam state, seed and
-task stream. Their parameters are stacked on a leading axis, ``[R, ...]`` per
-name, and a meta-step takes one meta-batch per student:
+:class:`Population` holds R students (rows) of one :class:`StudentConfig`: one learner
+(:mod:`~metacurriculum.student.learners`), one network shape. Each row has its own
+meta-parameters (leaf tensors), its own ``torch.optim.Adam`` (the outer optimiser of
+every learner, with its own step count, so a row reset mid-run restarts its Adam while
+the others go on), its own seed and its own meta-batches. A meta-step takes one
+meta-batch per row, for all rows or any subset; an evaluation adapts each row to its
+own tasks. The rows run on the config's back-end
+(:mod:`~metacurriculum.student.backends`):
 
-* ``batching="grouped"`` (the CUDA default) runs the R x T tasks of a step in
-  one grouped call: student ``r``'s parameters are copied to each of its
-  tasks (``index_select``, so gradients flow back to their owner), every task
-  is adapted in grouped convolutions, and the gradient of the sum over students
-  of each student's mean query loss is each student's own meta-gradient.
-  Students are split into chunks that fit the device's free memory (see
-  :func:`meta_step_bytes`), or ``chunk_size`` students per call.
-* ``"loop"`` (the CPU default, measured fastest there: see
-  ``benchmarks/population_speed.py``) and ``"vmap"`` run the students one
-  after another, each with the single student's path of that name.
+* ``"grouped"`` (the CUDA default): the tasks of every row in one grouped call, each
+  row's parameters copied to its tasks (``index_select``, so gradients flow back to
+  their owner); the gradient of the sum over rows of each row's mean task loss is each
+  row's own meta-gradient. Rows are split into chunks that fit the device's free memory
+  (see :func:`meta_step_bytes`), or ``chunk_size`` rows per call; a CUDA out-of-memory
+  error halves the chunks and retries.
+* ``"loop"`` (the CPU default) and ``"vmap"``: one row after another.
 
-Adam is elementwise, so one Adam step over the stacked parameters is every
-student's own Adam step; the step counts (bias corrections) are kept per
-student, so a student reset mid-run restarts its Adam while the others go on.
-Every path gives the parameters, metrics and evaluations of R separate
-:class:`~metacurriculum.student.MAML` students fed the same batches (to
-rounding; the tests hold them to 1e-10 in float64).
+:class:`MetaLearner` is one student: a population of one row, with the single-student
+calls (``meta_step(batch)``, ``evaluate(batch)``, ``save``/``load``). A row saved with
+:meth:`Population.save_row` is an ordinary :class:`MetaLearner` checkpoint and the
+other way round, and a population of R rows computes what R separate students would.
 
 Example:
-    >>> population = Population(StudentConfig(n_max=5, device="cpu"), seeds=[0, 1, 2])
-    >>> metrics = population.meta_step([batch0, batch1, batch2])  # one dict per student
-    >>> curves = population.evaluate([val0, val1, val2])  # one Evaluation per student
-    >>> population.to_maml(1).save("student1.pt")  # a row as an ordinary MAML
+    >>> config = StudentConfig(n_max=5, device="cpu", learner="anil")
+    >>> population = Population(config, seeds=[0, 1, 2])
+    >>> metrics = population.meta_step([batch0, batch1, batch2])  # one dict per row
+    >>> curves = population.evaluate([val0, val1, val2])  # one Evaluation per row
+    >>> population.save_row(1, "student1.pt")
+    >>> student = MetaLearner.load("student1.pt")  # row 1, alone
 """
 
 from __future__ import annotations
 
-import dataclasses
+import copy
+import os
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from metacurriculum.student.adaptation import (
-    InnerLoop,
-    loop_curves,
-    loop_meta_gradient,
-    vmap_curves,
-    vmap_meta_gradient,
-)
+from metacurriculum.student import backends
+from metacurriculum.student.backends import STATS, Stats
 from metacurriculum.student.batch import MetaBatch
 from metacurriculum.student.config import StudentConfig, resolve_batching
-from metacurriculum.student.grouped import grouped_curves, grouped_query_losses
-from metacurriculum.student.maml import MAML, Evaluation, check_same_shape, prepare_batch
+from metacurriculum.student.learners import Learner
+from metacurriculum.student.network import Params
+from metacurriculum.student.settings import LEARNERS
 
 #: Fraction of the free device memory (CUDA) or available RAM (CPU) a grouped call may plan on.
 MEMORY_FRACTION = 0.5
-_BETAS = (0.9, 0.999)
-_EPS = 1e-8
-_METRICS = ("query_loss", "query_acc", "support_loss")
+#: Fields that fix the parameters' shapes: a checkpoint only loads into a student that agrees.
+SHAPE_FIELDS = ("n_max", "in_channels", "image_size", "hidden", "depth", "learner")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Query loss and accuracy before adaptation (index 0) and after each inner step.
+
+    Attributes:
+        query_loss: ``[steps + 1]`` mean over tasks of the query loss.
+        query_acc: ``[steps + 1]`` mean over tasks of the query accuracy.
+        task_query_loss: ``[T, steps + 1]`` query loss of each task.
+        task_query_acc: ``[T, steps + 1]`` query accuracy of each task.
+        n_way: ``[T]`` the number of classes of each task.
+    """
+
+    query_loss: np.ndarray
+    query_acc: np.ndarray
+    task_query_loss: np.ndarray
+    task_query_acc: np.ndarray
+    n_way: np.ndarray
+
+    @classmethod
+    def from_curves(cls, losses: Tensor, accuracies: Tensor, n_way: Tensor) -> Evaluation:
+        """The evaluation of ``[T, steps + 1]`` loss and accuracy curves of tasks of ``n_way``."""
+        losses_np = losses.double().cpu().numpy()
+        accuracies_np = accuracies.double().cpu().numpy()
+        return cls(
+            query_loss=losses_np.mean(axis=0),
+            query_acc=accuracies_np.mean(axis=0),
+            task_query_loss=losses_np,
+            task_query_acc=accuracies_np,
+            n_way=n_way.cpu().numpy(),
+        )
+
+
+def prepare_batch(config: StudentConfig, batch: MetaBatch) -> MetaBatch:
+    """``batch`` on the student's device and dtype, after checking that it fits the net.
+
+    Raises:
+        ValueError: If the images' shape or the tasks' ``n_way`` do not fit ``config``.
+    """
+    expected = (config.in_channels, config.image_size, config.image_size)
+    for name in ("support_x", "query_x"):
+        shape = tuple(getattr(batch, name).shape[2:])
+        if shape != expected:
+            raise ValueError(
+                f"MetaBatch.{name} has images of shape {shape} but the student expects "
+                f"{expected} (in_channels, image_size, image_size); resize the data or "
+                "change the StudentConfig."
+            )
+    n_low, n_high = int(batch.n_way.min()), int(batch.n_way.max())
+    if n_low < 1 or n_high > config.n_max:
+        raise ValueError(
+            f"MetaBatch.n_way ranges over {n_low}..{n_high} but the student has "
+            f"n_max={config.n_max} logits; tasks need 1 <= n <= n_max."
+        )
+    return batch.to(config.torch_device, config.torch_dtype)
 
 
 def concat_batches(batches: Sequence[MetaBatch]) -> MetaBatch:
@@ -78,26 +135,26 @@ def concat_batches(batches: Sequence[MetaBatch]) -> MetaBatch:
     return MetaBatch(**fields, n_way=torch.cat([b.n_way for b in batches]))
 
 
-def meta_step_bytes(config: StudentConfig, batch: MetaBatch) -> int:
-    """An estimate, on the generous side, of the memory one task of ``batch`` takes in a
-    grouped meta-step.
-
-    Counts four maps of each block's conv-output size per example (the
-    activations autograd keeps) for each inner step on the support set (three
-    times over at second order, whose backward is itself differentiated) and for
-    the query pass, at the config's dtype. Calibrated on the CPU at Omniglot 20-way
-    1-shot, 15 queries, 5 inner steps, float32: measured 386 MiB per task at second
-    order and 276 MiB at first order (``benchmarks/population_speed.py``), estimated
-    608 and 405 MiB.
-    """
+def _bytes_per_example(config: StudentConfig) -> int:
+    """Four maps of each block's conv-output size: the activations autograd keeps."""
     side, maps = config.image_size, 0
     for _ in range(config.depth):
         maps += config.hidden * side * side
         side //= 2
-    per_example = 4 * maps * torch.empty((), dtype=config.torch_dtype).element_size()
+    return 4 * maps * torch.empty((), dtype=config.torch_dtype).element_size()
+
+
+def meta_step_bytes(config: StudentConfig, learner: Learner, batch: MetaBatch) -> int:
+    """An estimate, on the generous side, of the memory one task of ``batch`` takes in a
+    grouped meta-step: :func:`_bytes_per_example` times the learner's
+    :meth:`~metacurriculum.student.learners.Learner.work`.
+
+    Calibrated with MAML on the CPU at Omniglot 20-way 1-shot, 15 queries, 5 inner
+    steps, float32: measured 386 MiB per task at second order and 276 MiB at first
+    order (``benchmarks/population_speed.py``), estimated 608 and 405 MiB.
+    """
     support, query = batch.support_mask.shape[1], batch.query_mask.shape[1]
-    passes = config.inner_steps * support * (1 if config.first_order else 3) + query
-    return per_example * passes
+    return _bytes_per_example(config) * learner.work(support, query)
 
 
 def free_memory_bytes(device: torch.device) -> int | None:
@@ -114,24 +171,45 @@ def free_memory_bytes(device: torch.device) -> int | None:
     return None
 
 
+def upgrade_checkpoint_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's stored config in today's form: one written before learners existed
+    held MAML's settings as fields of its own (it is a ``maml`` student)."""
+    saved = dict(saved)
+    if "learner" not in saved:
+        saved["learner"] = "maml"
+        saved["learner_kwargs"] = {
+            name: saved.pop(name)
+            for name in ("inner_lr", "inner_steps", "first_order")
+            if name in saved
+        }
+    return saved
+
+
+@dataclass
+class _Row:
+    """One student of a population: its meta-parameters (leaves), its Adam, its meta-steps."""
+
+    params: Params
+    optimizer: torch.optim.Adam
+    meta_steps: int = 0
+
+
 class Population:
-    """R MAML students with stacked parameters, trained and evaluated together.
+    """R students of one learner and network, trained and evaluated together.
 
     Args:
-        config: The students' shared configuration. ``config.batching`` picks
-            the population path: ``"grouped"`` (all students' tasks in one grouped
-            call), ``"loop"`` or ``"vmap"`` (one student after another), or
+        config: The students' shared configuration (learner, network, Adam, device).
+            ``config.batching`` picks the back-end: ``"grouped"`` (every row's tasks in
+            one grouped call), ``"loop"`` or ``"vmap"`` (one row after another), or
             ``"auto"`` (grouped on CUDA, the loop on the CPU).
-        seeds: One seed per student (an int or a ``torch.Generator``); student
-            ``r`` starts from exactly the parameters of ``MAML(config, seeds[r])``.
-        chunk_size: Students per grouped call; ``None`` sizes the chunks to the
-            device's free memory (and halves them on a CUDA out-of-memory error).
+        seeds: One seed per row (an int or a ``torch.Generator``). An int seed draws on
+            the CPU, so that it gives the same initial network on every device.
+        chunk_size: Rows per grouped call; ``None`` sizes the chunks to the device's
+            free memory (and halves them on a CUDA out-of-memory error).
 
     Attributes:
         config: The configuration.
-        params: The meta-parameters, ``[R, ...]`` per name (not leaves: the
-            meta-gradient is taken on copies, the Adam step writes in place).
-        meta_steps: Meta-steps taken by each student.
+        learner: The learner (:mod:`~metacurriculum.student.learners`).
     """
 
     def __init__(
@@ -147,66 +225,99 @@ class Population:
         ):
             raise ValueError(f"Population(chunk_size={chunk_size!r}) must be None or an int >= 1.")
         self.config = config
+        self.learner: Learner = LEARNERS.lookup(config.learner).build(config.settings)
         self.device = config.torch_device
         self.dtype = config.torch_dtype
         self.batching = resolve_batching(config.batching, self.device)
         self.chunk_size = chunk_size
         self._chunk_cap: int | None = None
-        first = [MAML(config, seed=seed) for seed in seeds]
-        self.params = {
-            name: torch.stack([student.params[name].detach() for student in first])
-            for name in first[0].params
-        }
-        self._exp_avg = {name: torch.zeros_like(p) for name, p in self.params.items()}
-        self._exp_avg_sq = {name: torch.zeros_like(p) for name, p in self.params.items()}
-        self._adam_steps = [0] * len(seeds)
-        self.meta_steps = [0] * len(seeds)
+        self._rows = [self._fresh(seed) for seed in seeds]
+
+    # -- the rows --------------------------------------------------------------------
 
     @property
     def size(self) -> int:
-        """The number of students R."""
-        return len(self.meta_steps)
+        """The number of rows R."""
+        return len(self._rows)
+
+    @property
+    def meta_steps(self) -> list[int]:
+        """Meta-steps taken by each row."""
+        return [row.meta_steps for row in self._rows]
+
+    @property
+    def params(self) -> dict[str, Tensor]:
+        """Every row's meta-parameters stacked, ``[R, ...]`` per name (a detached copy)."""
+        names = self._rows[0].params
+        return {name: torch.stack([r.params[name].detach() for r in self._rows]) for name in names}
+
+    def row_params(self, row: int) -> Params:
+        """Row ``row``'s meta-parameters: the leaf tensors themselves."""
+        return self._rows[self._check_rows([row], 1)[0]].params
+
+    def row_optimizer(self, row: int) -> torch.optim.Adam:
+        """Row ``row``'s Adam."""
+        return self._rows[self._check_rows([row], 1)[0]].optimizer
 
     # -- training --------------------------------------------------------------------
 
     def meta_gradient(
-        self, batches: Sequence[MetaBatch], rows: Sequence[int] | None = None
+        self,
+        batches: Sequence[MetaBatch],
+        rows: Sequence[int] | None = None,
+        batching: str | None = None,
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Each student's meta-gradient on its own batch; no optimiser step.
+        """Each row's meta-gradient on its own batch; no optimiser step.
 
         Args:
-            batches: One meta-batch per student of ``rows``.
-            rows: The students, in the order of ``batches``; ``None`` is all of them.
+            batches: One meta-batch per row of ``rows``.
+            rows: The rows, in the order of ``batches``; ``None`` is all of them.
+            batching: The back-end (``"loop"``, ``"vmap"``, ``"grouped"``, ``"auto"``);
+                ``None`` uses the config's. Every one gives the same gradient (up to
+                rounding); they differ in speed and memory.
 
         Returns:
-            The gradients, ``[len(rows), ...]`` per name, and per student the mean
-            over its tasks of ``query_loss``, ``query_acc`` and ``support_loss``.
+            The gradients, ``[len(rows), ...]`` per name, and per row the mean over its
+            tasks of ``query_loss``, ``query_acc`` and ``support_loss``.
         """
-        rows = self._rows(rows, len(batches))
-        return self._meta_gradient([prepare_batch(self.config, b) for b in batches], rows)
+        rows = self._check_rows(rows, len(batches))
+        grads, stats = self._gradients(self._prepare(batches), rows, batching)
+        return (
+            {name: torch.stack([g[name] for g in grads]) for name in grads[0]},
+            {name: torch.stack([s[name].mean() for s in stats]) for name in STATS},
+        )
 
     def meta_step(
         self, batches: Sequence[MetaBatch], rows: Sequence[int] | None = None
     ) -> list[dict[str, float]]:
-        """One meta-training step of each student of ``rows`` on its own meta-batch.
+        """One meta-training step of each row of ``rows`` on its own meta-batch.
 
         Returns:
-            Per student, the metrics of :meth:`MAML.meta_step
-            <metacurriculum.student.MAML.meta_step>`.
+            Per row: ``student/query_loss`` and ``student/query_acc`` (after adaptation),
+            ``student/support_loss`` (before adaptation), each a mean over its tasks, and
+            ``student/grad_norm``, the L2 norm of its outer gradient.
         """
-        rows = self._rows(rows, len(batches))
-        grads, stats = self._meta_gradient([prepare_batch(self.config, b) for b in batches], rows)
-        norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads.values()])
-        grad_norm = torch.linalg.vector_norm(norms, dim=0)
-        self._adam_step(grads, rows)
-        for row in rows:
-            self.meta_steps[row] += 1
-        values = torch.stack([*(stats[name] for name in _METRICS), grad_norm], dim=1).tolist()
-        names = (*_METRICS, "grad_norm")
+        rows = self._check_rows(rows, len(batches))
+        grads, stats = self._gradients(self._prepare(batches), rows, None)
+        values = []
+        for row, row_grads, row_stats in zip(rows, grads, stats, strict=True):
+            student = self._rows[row]
+            for name, p in student.params.items():
+                p.grad = row_grads[name]
+            grad_norm = torch.linalg.vector_norm(
+                torch.stack([g.norm() for g in row_grads.values()])
+            )
+            student.optimizer.step()
+            student.optimizer.zero_grad(set_to_none=True)
+            student.meta_steps += 1
+            values.append(torch.stack([*(row_stats[name].mean() for name in STATS), grad_norm]))
+        names = (*STATS, "grad_norm")
         return [
             {f"student/{name}": value for name, value in zip(names, row, strict=True)}
-            for row in values
+            for row in torch.stack(values).tolist()
         ]
+
+    # -- evaluation ------------------------------------------------------------------
 
     def evaluate(
         self,
@@ -214,36 +325,55 @@ class Population:
         rows: Sequence[int] | None = None,
         inner_steps: int | None = None,
         chunk_size: int | None = None,
+        batching: str | None = None,
     ) -> list[Evaluation]:
-        """Each student's :meth:`MAML.evaluate <metacurriculum.student.MAML.evaluate>` on its batch.
+        """Adapt each row to its tasks; the query loss and accuracy after every inner step.
+
+        The meta-parameters are not changed. This is the curve of the paper's Figure 1.
 
         Args:
-            batches: One batch of tasks per student of ``rows``.
-            rows: The students; ``None`` is all of them.
-            inner_steps: Inner steps to take; ``None`` uses ``config.inner_steps``.
-            chunk_size: Tasks per grouped (or vmap) call; ``None`` fits the grouped
-                path's calls to free memory and gives vmap 32.
+            batches: One batch of tasks per row of ``rows`` (any number of tasks).
+            rows: The rows; ``None`` is all of them.
+            inner_steps: Inner steps to take; ``None`` uses the learner's
+                (``inner_steps``; 0 for a learner without an inner loop, whose curve is
+                then the one value).
+            chunk_size: Tasks per vmap or grouped call; ``None`` gives vmap 32 and fits
+                the grouped path's calls to free memory.
+            batching: The back-end; ``None`` uses the config's.
+
+        Returns:
+            One :class:`Evaluation` per row, ``steps + 1`` points each.
         """
-        rows = self._rows(rows, len(batches))
-        steps = self.config.inner_steps if inner_steps is None else inner_steps
+        rows = self._check_rows(rows, len(batches))
+        steps = self.learner.eval_steps if inner_steps is None else inner_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"evaluate(inner_steps={inner_steps!r}) must be an int >= 0.")
-        if chunk_size is not None and chunk_size < 1:
+        if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
             raise ValueError(f"evaluate(chunk_size={chunk_size!r}) must be None or >= 1.")
-        inner = dataclasses.replace(self._inner_loop(), steps=steps)
-        batches = [prepare_batch(self.config, b) for b in batches]
-        if self.batching != "grouped":
-            return [
-                self._evaluate_one(row, b, inner, chunk_size or 32)
-                for row, b in zip(rows, batches, strict=True)
-            ]
+        batches = self._prepare(batches)
+        batching = self._batching(batching)
+        eps = self.config.bn_eps
+        if batching != "grouped":
+            results = []
+            for row, batch in zip(rows, batches, strict=True):
+                params = self._rows[row].params
+                if batching == "vmap":
+                    curve = backends.vmap_curves(
+                        self.learner, params, batch, eps, steps, chunk_size or 32
+                    )
+                else:
+                    curve = backends.loop_curves(self.learner, params, batch, eps, steps)
+                results.append(Evaluation.from_curves(*curve, batch.n_way))
+            return results
         batch, owner, counts = self._merged(batches)
         if chunk_size is None:
-            first_order = dataclasses.replace(self.config, first_order=True)
-            chunk_size = self._fit(meta_step_bytes(first_order, batch), batch.num_tasks)
-        index = torch.tensor(rows, device=self.device)
-        params = {name: p.index_select(0, index) for name, p in self.params.items()}
-        losses, accuracies = grouped_curves(params, batch, inner, chunk_size, owner)
+            support, query = batch.support_mask.shape[1], batch.query_mask.shape[1]
+            per_task = _bytes_per_example(self.config) * (steps * support + query)
+            chunk_size = self._fit(per_task, batch.num_tasks)
+        stacked = self._stacked(rows, detach=True)
+        losses, accuracies = backends.grouped_curves(
+            self.learner, stacked, batch, eps, steps, chunk_size, owner
+        )
         splits = counts.tolist()
         return [
             Evaluation.from_curves(loss, accuracy, b.n_way)
@@ -252,68 +382,90 @@ class Population:
             )
         ]
 
-    # -- students as ordinary MAML checkpoints ---------------------------------------
+    # -- rows as checkpoints ---------------------------------------------------------
 
-    def student_state_dict(self, row: int) -> dict[str, Any]:
-        """Student ``row``'s :meth:`MAML.state_dict <metacurriculum.student.MAML.state_dict>`."""
-        row = self._rows([row], 1)[0]
-        params = {name: p[row].clone() for name, p in self.params.items()}
-        optimizer = torch.optim.Adam(list(params.values()), lr=self.config.meta_lr).state_dict()
-        if self._adam_steps[row] > 0:
-            step = float(self._adam_steps[row])
-            optimizer["state"] = {
-                i: {
-                    "step": torch.tensor(step),
-                    "exp_avg": self._exp_avg[name][row].clone(),
-                    "exp_avg_sq": self._exp_avg_sq[name][row].clone(),
-                }
-                for i, name in enumerate(params)
-            }
+    def row_state_dict(self, row: int) -> dict[str, Any]:
+        """Everything needed to resume row ``row`` as a student of its own: config,
+        meta-parameters, Adam state, meta-steps (an ordinary :class:`MetaLearner` checkpoint)."""
+        student = self._rows[self._check_rows([row], 1)[0]]
         return {
-            "config": dataclasses.asdict(self.config),
-            "params": params,
-            "optimizer": optimizer,
-            "meta_steps": self.meta_steps[row],
+            "config": self.config.to_dict(),
+            "params": {name: p.detach().clone() for name, p in student.params.items()},
+            # A copy: torch's state_dict shares Adam's moment buffers, which steps change.
+            "optimizer": copy.deepcopy(student.optimizer.state_dict()),
+            "meta_steps": student.meta_steps,
         }
 
-    def load_student(self, row: int, state: dict[str, Any]) -> None:
-        """Make student ``row`` the student of a :meth:`MAML.state_dict` (parameters, Adam, steps).
+    def load_row(self, row: int, state: dict[str, Any]) -> None:
+        """Make row ``row`` the student of a checkpoint (:meth:`row_state_dict`, or one
+        written before learners existed).
+
+        The population keeps its own config (device, dtype, Adam's rate); the saved
+        network shape and learner must match it.
 
         Raises:
-            ValueError: If the saved network shape or Adam settings differ from this
-                population's.
+            ValueError: If the saved shape, learner or Adam rate differ from this one's.
         """
-        row = self._rows([row], 1)[0]
-        saved = state["config"]
-        check_same_shape(saved, self.config, "a population", ".")
-        group = state["optimizer"]["param_groups"][0]
-        if group["lr"] != self.config.meta_lr or tuple(group["betas"]) != _BETAS:
+        row = self._check_rows([row], 1)[0]
+        saved = upgrade_checkpoint_config(state["config"])
+        for name in SHAPE_FIELDS:
+            if saved[name] != getattr(self.config, name):
+                raise ValueError(
+                    f"Cannot load a student with {name}={saved[name]!r} into one with "
+                    f"{name}={getattr(self.config, name)!r}; build the student from the saved "
+                    "config (MetaLearner.load does)."
+                )
+        lr = state["optimizer"]["param_groups"][0]["lr"]
+        if lr != self.config.meta_lr:
             raise ValueError(
-                f"Cannot load a student whose Adam has lr={group['lr']}, betas={group['betas']} "
-                f"into a population with lr={self.config.meta_lr}, betas={_BETAS}."
+                f"Cannot load a student whose Adam has lr={lr} into one with "
+                f"meta_lr={self.config.meta_lr}; build it from the saved config."
             )
-        adam = state["optimizer"]["state"]
+        student = self._rows[row]
         with torch.no_grad():
-            for i, (name, p) in enumerate(self.params.items()):
-                p[row] = state["params"][name]
-                self._exp_avg[name][row] = adam[i]["exp_avg"] if adam else 0.0
-                self._exp_avg_sq[name][row] = adam[i]["exp_avg_sq"] if adam else 0.0
-        self._adam_steps[row] = int(adam[0]["step"]) if adam else 0
-        self.meta_steps[row] = int(state["meta_steps"])
+            for name, p in student.params.items():
+                p.copy_(state["params"][name])
+        student.optimizer.load_state_dict(state["optimizer"])
+        student.meta_steps = int(state["meta_steps"])
 
-    def reset_student(self, row: int, seed: int | torch.Generator) -> None:
-        """Replace student ``row`` with a fresh one, as ``MAML(config, seed)`` starts."""
-        self.load_student(row, MAML(self.config, seed=seed).state_dict())
+    def reset_row(self, row: int, seed: int | torch.Generator) -> None:
+        """Replace row ``row`` with a fresh student, as ``MetaLearner(config, seed)`` starts."""
+        self._rows[self._check_rows([row], 1)[0]] = self._fresh(seed)
 
-    def to_maml(self, row: int) -> MAML:
-        """Student ``row`` as a standalone :class:`~metacurriculum.student.MAML` (a copy)."""
-        student = MAML(self.config)
-        student.load_state_dict(self.student_state_dict(row))
-        return student
+    def save_row(self, row: int, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`row_state_dict` to ``path`` atomically (a temporary file in the same
+        folder, made durable, then renamed over ``path``), with the usual file mode."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = self.row_state_dict(row)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            os.fchmod(handle, 0o666 & ~_umask())
+            with os.fdopen(handle, "wb") as file:
+                torch.save(state, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
     # -- internals -------------------------------------------------------------------
 
-    def _rows(self, rows: Sequence[int] | None, count: int) -> list[int]:
+    def _fresh(self, seed: int | torch.Generator) -> _Row:
+        if isinstance(seed, torch.Generator):
+            generator = seed
+        elif isinstance(seed, int) and not isinstance(seed, bool):
+            generator = torch.Generator().manual_seed(seed)
+        else:
+            raise TypeError(f"a student's seed must be an int or a torch.Generator, got {seed!r}.")
+        params = {
+            name: value.to(self.device).requires_grad_()
+            for name, value in self.learner.init_params(self.config, generator).items()
+        }
+        return _Row(params, torch.optim.Adam(params.values(), lr=self.config.meta_lr))
+
+    def _check_rows(self, rows: Sequence[int] | None, count: int) -> list[int]:
         rows = list(range(self.size)) if rows is None else [int(r) for r in rows]
         if len(rows) != count:
             raise ValueError(
@@ -326,55 +478,64 @@ class Population:
             )
         return rows
 
-    def _inner_loop(self) -> InnerLoop:
-        config = self.config
-        return InnerLoop(config.inner_lr, config.inner_steps, config.first_order, config.bn_eps)
+    def _prepare(self, batches: Sequence[MetaBatch]) -> list[MetaBatch]:
+        return [prepare_batch(self.config, b) for b in batches]
 
-    def _meta_gradient(
-        self, batches: list[MetaBatch], rows: list[int]
-    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        if self.batching == "grouped":
-            return self._grouped_meta_gradient(batches, rows)
-        path = loop_meta_gradient if self.batching == "loop" else vmap_meta_gradient
-        grads: dict[str, list[Tensor]] = {name: [] for name in self.params}
-        stats: dict[str, list[Tensor]] = {name: [] for name in _METRICS}
-        for row, batch in zip(rows, batches, strict=True):
-            leaves = {name: p[row].clone().requires_grad_() for name, p in self.params.items()}
-            row_grads, row_stats = path(leaves, batch, self._inner_loop())
-            for name, g in row_grads.items():
-                grads[name].append(g)
-            for name in _METRICS:
-                stats[name].append(row_stats[name].mean())
-        return (
-            {name: torch.stack(values) for name, values in grads.items()},
-            {name: torch.stack(values) for name, values in stats.items()},
-        )
+    def _batching(self, batching: str | None) -> str:
+        return resolve_batching(self.config.batching if batching is None else batching, self.device)
+
+    def _stacked(self, rows: list[int], detach: bool = False) -> Params:
+        names = self._rows[rows[0]].params
+        return {
+            name: torch.stack(
+                [
+                    self._rows[r].params[name].detach() if detach else self._rows[r].params[name]
+                    for r in rows
+                ]
+            )
+            for name in names
+        }
 
     def _merged(self, batches: list[MetaBatch]) -> tuple[MetaBatch, Tensor, Tensor]:
-        """All tasks in one batch, each task's student (position in ``batches``), tasks per student."""
+        """All tasks in one batch, each task's row (position in ``batches``), tasks per row."""
         counts = torch.tensor([b.num_tasks for b in batches], device=self.device)
         owner = torch.repeat_interleave(torch.arange(len(batches), device=self.device), counts)
         return concat_batches(batches), owner, counts
 
     def _fit(self, bytes_per_item: int, items: int) -> int:
-        """How many items (students or tasks) of ``bytes_per_item`` fit the free memory."""
+        """How many items (rows or tasks) of ``bytes_per_item`` fit the free memory."""
         free = free_memory_bytes(self.device)
         fit = items if free is None else int(free * MEMORY_FRACTION // max(bytes_per_item, 1))
         return max(1, min(fit, items))
 
-    def _student_chunk(self, batches: list[MetaBatch]) -> int:
+    def _gradients(
+        self, batches: list[MetaBatch], rows: list[int], batching: str | None
+    ) -> tuple[list[Params], list[Stats]]:
+        """Per row, its meta-gradient and per-task statistics."""
+        batching = self._batching(batching)
+        eps = self.config.bn_eps
+        if batching == "grouped":
+            return self._grouped_gradients(batches, rows)
+        path = backends.vmap_meta_gradient if batching == "vmap" else backends.loop_meta_gradient
+        results = [
+            path(self.learner, self._rows[row].params, batch, eps)
+            for row, batch in zip(rows, batches, strict=True)
+        ]
+        return [r[0] for r in results], [r[1] for r in results]
+
+    def _row_chunk(self, batches: list[MetaBatch]) -> int:
         if self.chunk_size is not None:
             return min(self.chunk_size, len(batches))
-        per_student = max(meta_step_bytes(self.config, b) * b.num_tasks for b in batches)
-        chunk = self._fit(per_student, len(batches))
+        per_row = max(meta_step_bytes(self.config, self.learner, b) * b.num_tasks for b in batches)
+        chunk = self._fit(per_row, len(batches))
         return chunk if self._chunk_cap is None else min(chunk, self._chunk_cap)
 
-    def _grouped_meta_gradient(
+    def _grouped_gradients(
         self, batches: list[MetaBatch], rows: list[int]
-    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        grads = {name: p.new_empty((len(rows), *p.shape[1:])) for name, p in self.params.items()}
-        stats = {name: self.params["head.bias"].new_empty(len(rows)) for name in _METRICS}
-        chunk, start = self._student_chunk(batches), 0
+    ) -> tuple[list[Params], list[Stats]]:
+        grads: list[Params] = []
+        stats: list[Stats] = []
+        chunk, start = self._row_chunk(batches), 0
         while start < len(rows):
             stop = min(start + chunk, len(rows))
             try:
@@ -387,65 +548,137 @@ class Population:
                 chunk = self._chunk_cap = chunk // 2
                 torch.cuda.empty_cache()
                 continue
-            for name, g in chunk_grads.items():
-                grads[name][start:stop] = g
-            for name, value in chunk_stats.items():
-                stats[name][start:stop] = value
+            grads += chunk_grads
+            stats += chunk_stats
             start = stop
         return grads, stats
 
     def _grouped_chunk(
         self, batches: list[MetaBatch], rows: list[int]
-    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        index = torch.tensor(rows, device=self.device)
-        leaves = {
-            name: p.index_select(0, index).requires_grad_() for name, p in self.params.items()
-        }
+    ) -> tuple[list[Params], list[Stats]]:
         batch, owner, counts = self._merged(batches)
-        task_params = {name: leaf.index_select(0, owner) for name, leaf in leaves.items()}
-        query_loss, task_stats = grouped_query_losses(task_params, batch, self._inner_loop())
-        # The sum over students of each one's mean task loss: each student's own gradient.
-        weights = counts.to(query_loss.dtype).reciprocal().index_select(0, owner)
-        grads = torch.autograd.grad((query_loss * weights).sum(), list(leaves.values()))
-        stats = {
-            name: query_loss.new_zeros(len(rows)).index_add_(0, owner, task_stats[name]) / counts
-            for name in _METRICS
-        }
-        return dict(zip(leaves, grads, strict=True)), stats
+        stacked = self._stacked(rows)
+        task_params = {name: p.index_select(0, owner) for name, p in stacked.items()}
+        loss, task_stats = backends.grouped_outer_losses(
+            self.learner, task_params, batch, self.config.bn_eps
+        )
+        # The sum over rows of each row's mean task loss: each row's own gradient.
+        weights = counts.to(loss.dtype).reciprocal().index_select(0, owner)
+        leaves = [p for r in rows for p in self._rows[r].params.values()]
+        flat = torch.autograd.grad((loss * weights).sum(), leaves, materialize_grads=True)
+        names = list(self._rows[rows[0]].params)
+        grads = [
+            dict(zip(names, flat[i * len(names) : (i + 1) * len(names)], strict=True))
+            for i in range(len(rows))
+        ]
+        splits = counts.tolist()
+        per_row = {name: task_stats[name].split(splits) for name in STATS}
+        return grads, [{name: per_row[name][i] for name in STATS} for i in range(len(rows))]
 
-    def _evaluate_one(self, row: int, batch: MetaBatch, inner: InnerLoop, chunk: int) -> Evaluation:
-        params = {name: p[row] for name, p in self.params.items()}
-        if self.batching == "vmap":
-            losses, accuracies = vmap_curves(params, batch, inner, chunk)
-        else:
-            losses, accuracies = loop_curves(params, batch, inner)
-        return Evaluation.from_curves(losses, accuracies, batch.n_way)
 
-    @torch.no_grad()
-    def _adam_step(self, grads: dict[str, Tensor], rows: list[int]) -> None:
-        """torch.optim.Adam's update (its CPU formula, op for op), per student's step count."""
-        beta1, beta2 = _BETAS
-        lr = self.config.meta_lr
-        every = rows == list(range(self.size))
-        for step in sorted({self._adam_steps[row] + 1 for row in rows}):
-            group = [i for i, row in enumerate(rows) if self._adam_steps[row] + 1 == step]
-            whole = every and len(group) == len(rows)
-            index = torch.tensor([rows[i] for i in group], device=self.device)
-            picked = torch.tensor(group, device=self.device)
-            bias_correction1 = 1 - beta1 ** float(step)
-            bias_correction2 = 1 - beta2 ** float(step)
-            step_size = lr / bias_correction1
-            bias_correction2_sqrt = bias_correction2**0.5
-            for name, stacked in self.params.items():
-                g = grads[name] if len(group) == len(rows) else grads[name].index_select(0, picked)
-                tensors = (stacked, self._exp_avg[name], self._exp_avg_sq[name])
-                p, m, v = tensors if whole else (t.index_select(0, index) for t in tensors)
-                m.lerp_(g, 1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                denom = (v.sqrt() / bias_correction2_sqrt).add_(_EPS)
-                p.addcdiv_(m, denom, value=-step_size)
-                if not whole:
-                    for full, part in zip(tensors, (p, m, v), strict=True):
-                        full.index_copy_(0, index, part)
-        for row in rows:
-            self._adam_steps[row] += 1
+class MetaLearner:
+    """One student: a :class:`Population` of one row, with the single student's calls.
+
+    Args:
+        config: Network shape, learner, Adam, device and precision.
+        seed: Seed of the private generator that initialises the meta-parameters, or the
+            generator itself (parameters are drawn on its device). The global torch RNG
+            is never touched. An int seed draws on the CPU, so it gives the same initial
+            network on every device.
+
+    Attributes:
+        population: The population of one it is.
+    """
+
+    def __init__(self, config: StudentConfig, seed: int | torch.Generator = 0) -> None:
+        self.population = Population(config, [seed])
+
+    @property
+    def config(self) -> StudentConfig:
+        """The configuration."""
+        return self.population.config
+
+    @property
+    def learner(self) -> Learner:
+        """The learner."""
+        return self.population.learner
+
+    @property
+    def device(self) -> torch.device:
+        """The device it runs on."""
+        return self.population.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The precision of its parameters."""
+        return self.population.dtype
+
+    @property
+    def params(self) -> Params:
+        """The meta-parameters: leaf tensors by name."""
+        return self.population.row_params(0)
+
+    @property
+    def optimizer(self) -> torch.optim.Adam:
+        """Adam over :attr:`params`."""
+        return self.population.row_optimizer(0)
+
+    @property
+    def meta_steps(self) -> int:
+        """Meta-steps taken so far."""
+        return self.population.meta_steps[0]
+
+    def meta_gradient(self, batch: MetaBatch, batching: str | None = None) -> dict[str, Tensor]:
+        """The meta-gradient on ``batch`` (see :meth:`Population.meta_gradient`); no step."""
+        grads, _ = self.population._gradients(self.population._prepare([batch]), [0], batching)
+        return grads[0]
+
+    def meta_step(self, batch: MetaBatch) -> dict[str, float]:
+        """One meta-training step (see :meth:`Population.meta_step`)."""
+        return self.population.meta_step([batch])[0]
+
+    def evaluate(
+        self,
+        batch: MetaBatch,
+        inner_steps: int | None = None,
+        chunk_size: int = 32,
+        batching: str | None = None,
+    ) -> Evaluation:
+        """Adapt to each task of ``batch`` (see :meth:`Population.evaluate`)."""
+        return self.population.evaluate([batch], None, inner_steps, chunk_size, batching)[0]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: config, meta-parameters, Adam state, meta-steps."""
+        return self.population.row_state_dict(0)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (see :meth:`Population.load_row`)."""
+        self.population.load_row(0, state)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`state_dict` to ``path`` atomically."""
+        self.population.save_row(0, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | None = None) -> MetaLearner:
+        """A student rebuilt from a file written by :meth:`save` (or by
+        :meth:`Population.save_row`, or before learners existed).
+
+        Args:
+            path: The checkpoint.
+            device: Overrides the saved config's device (e.g. ``"cpu"`` to open a
+                checkpoint written on a GPU machine); ``None`` keeps it.
+        """
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        fields = upgrade_checkpoint_config(state["config"])
+        if device is not None:
+            fields["device"] = device
+        student = cls(StudentConfig(**fields))
+        student.load_state_dict(state)
+        return student
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

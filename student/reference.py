@@ -112,15 +112,17 @@ def reference_meta_gradient(
     Args:
         params: The parameters to differentiate at (they need not require grad).
         batch: The meta-batch, already on the parameters' device and dtype.
-        config: Supplies ``inner_lr``, ``inner_steps``, ``first_order`` and ``bn_eps``.
+        config: A ``maml`` or ``fomaml`` student's config: its learner settings supply
+            ``inner_lr``, ``inner_steps`` and ``first_order``, and it supplies ``bn_eps``.
     """
     leaves = {name: value.detach().requires_grad_() for name, value in params.items()}
+    settings = config.settings
     loss = reference_meta_loss(
         leaves,
         batch,
-        inner_lr=config.inner_lr,
-        inner_steps=config.inner_steps,
-        first_order=config.first_order,
+        inner_lr=settings.inner_lr,
+        inner_steps=settings.inner_steps,
+        first_order=settings.first_order,
         eps=config.bn_eps,
     )
     grads = torch.autograd.grad(loss, list(leaves.values()))
@@ -150,12 +152,13 @@ class ReferenceMAML:
         """One meta-training step; returns ``{"student/query_loss": ...}``."""
         batch = batch.to(self.config.torch_device, self.config.torch_dtype)
         self.optimizer.zero_grad(set_to_none=True)
+        settings = self.config.settings
         loss = reference_meta_loss(
             self.params,
             batch,
-            inner_lr=self.config.inner_lr,
-            inner_steps=self.config.inner_steps,
-            first_order=self.config.first_order,
+            inner_lr=settings.inner_lr,
+            inner_steps=settings.inner_steps,
+            first_order=settings.first_order,
             eps=self.config.bn_eps,
         )
         loss.backward()

@@ -157,6 +157,31 @@ def test_runs_from_before_task_families_are_still_finished(tiny_config, monkeypa
         run_benchmark(other)
 
 
+def test_runs_from_before_learners_are_still_finished(tiny_config, monkeypatch):
+    """A config.json with MAML's settings as env settings of their own (written before the
+    learner interface) is the ``maml`` learner's run with those settings."""
+    from metacurriculum.benchmarks.run_folders import config_digest
+
+    run_benchmark(tiny_config(seeds=(0,)))
+    for folder in folders(tiny_config().out):
+        config = json.loads((folder / "config.json").read_text())
+        settings = config["env_settings"]
+        assert settings.pop("learner") == "maml"
+        settings.update(settings.pop("learner_kwargs"))  # inner_lr, inner_steps, first_order
+        (folder / "config.json").write_text(json.dumps(config))
+        done = json.loads((folder / "done.json").read_text())
+        (folder / "done.json").write_text(
+            json.dumps({**done, "config_digest": config_digest(config)})
+        )
+    calls = []
+    monkeypatch.setattr(executors_module, "execute_run", lambda *a, **k: calls.append(a))
+    run_benchmark(tiny_config(seeds=(0,)))
+    assert calls == []
+    other = tiny_config(seeds=(0,), env_kwargs={**TINY_ANALYTIC, "inner_steps": 4})
+    with pytest.raises(ConfigMismatchError, match=r"env_settings.learner_kwargs"):
+        run_benchmark(other)
+
+
 def test_where_the_data_comes_from_does_not_change_a_run(tiny_config, monkeypatch):
     run_benchmark(tiny_config(seeds=(0,)))
     calls = []

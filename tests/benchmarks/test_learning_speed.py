@@ -13,12 +13,13 @@ TINY = bench.LearningSpeedConfig(
     q_query=1,
     eval_q_query=2,
     meta_batch=2,
-    inner_steps=1,
     hidden=4,
     depth=2,
     steps=(1, 2),
     seeds=(0,),
     inits=("torch", "xavier"),
+    learners=("maml",),
+    learner_settings=(("inner_steps", 1),),
     eval_tasks=3,
 )
 
@@ -50,14 +51,16 @@ def test_runs_record_each_checkpoint_and_resume_from_the_file(tmp_path, monkeypa
 
 def test_table_gives_mean_ci_and_the_reference():
     records = [
-        {"init": "torch", "seed": s, "meta_step": 100, "accuracy": a}
+        {"learner": "maml", "init": "torch", "seed": s, "meta_step": 100, "accuracy": a}
         for s, a in ((0, 0.84), (1, 0.86))
     ]
-    table = bench.table(records, bench.REFERENCE_5WAY)
-    assert "| torch | 100 | 2 | 85.0% ± 12.7% | 84.0%, 86.0% | 85.7% |" in table
-    assert "| torch | 100 | 1 | 84.0% (one seed) | 84.0% | 85.7% |" in bench.table(
-        records[:1], bench.REFERENCE_5WAY
+    table = bench.table(records, ways=5)
+    cited = "98.7 ± 0.4% (Finn et al., 2017, Table 1)"
+    assert f"| maml | torch | 100 | 2 | 85.0% ± 12.7% | 84.0%, 86.0% | 85.7% | {cited} |" in table
+    assert "| maml | torch | 100 | 1 | 84.0% (one seed) | 84.0% | 85.7% |" in bench.table(
+        records[:1], ways=5
     )
+    assert bench.table([{**r, "learner": "anil"} for r in records], ways=5).endswith("| – |")
 
 
 def test_a_damaged_results_file_names_itself(tmp_path):

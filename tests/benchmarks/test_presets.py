@@ -22,13 +22,24 @@ def test_every_preset_resolves_to_valid_runs(name):
 def test_paper_presets_carry_table_one(name):
     (spec, *_) = resolve(name).specs()
     settings = spec.env_settings()
-    assert (settings.inner_lr, settings.meta_lr, settings.inner_steps) == (0.1, 0.001, 5)
+    assert settings.learner == "maml" and settings.meta_lr == 0.001
+    assert settings.learner_kwargs == {"inner_lr": 0.1, "inner_steps": 5, "first_order": False}
     assert (settings.meta_batch, settings.update_rate, settings.k_shot) == (8, 4, 1)
     assert settings.budget == (2000 if "mnist" in name else 1000)
     assert settings.n_max == {"paper-mnist": 10, "paper-omniglot5": 5, "paper-omniglot20": 20}[name]
     # MAML's Omniglot protocol, as the paper follows it, and 15 evaluation queries per class.
     assert (settings.omniglot_protocol, settings.eval_q_query) == ("maml", 15)
     assert resolve(name).teacher_kwargs["adaptive"] == {"step": 2.0}
+
+
+@pytest.mark.parametrize("learner", ["protonet", "anil", "reptile"])
+def test_presets_take_any_learner_and_keep_table_one_where_it_applies(learner):
+    config = resolve("reduced", env_kwargs={"learner": learner})
+    settings = config.specs()[0].env_settings()
+    assert settings.learner == learner
+    expected = {"protonet": {}, "anil": {"inner_lr": 0.1, "inner_steps": 5, "first_order": True}}
+    expected["reptile"] = {"inner_lr": 0.1, "inner_steps": 5}
+    assert settings.learner_kwargs == expected[learner]
 
 
 def test_paper_preset_runs_all_three_experiments():

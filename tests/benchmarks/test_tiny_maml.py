@@ -36,7 +36,7 @@ def test_tiny_maml_run_is_reproduced_after_an_interruption(
     omniglot_data, tiny_config, monkeypatch, tmp_path
 ):
     torch = pytest.importorskip("torch")
-    from metacurriculum.student import MAML
+    from metacurriculum.student import MetaLearner
 
     settings = {"envs": (TINY,), "teachers": ("adaptive",), "seeds": (0,), "env_kwargs": {}}
     settings |= {"eval_tasks": 6, "threads": 1}
@@ -46,7 +46,7 @@ def test_tiny_maml_run_is_reproduced_after_an_interruption(
     summary = json.loads((folder / "done.json").read_text())
     assert summary["meta_steps"] == 16 and summary["env_steps"] == 8
     assert 0.0 <= summary["final_accuracy"] <= 1.0
-    student = MAML.load(folder / "student.pt", device="cpu")
+    student = MetaLearner.load(folder / "student.pt", device="cpu")
     assert all(torch.isfinite(p).all() for p in student.params.values())
 
     broken = tiny_config(**settings, out=str(tmp_path / "broken"))

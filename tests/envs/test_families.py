@@ -25,7 +25,7 @@ from metacurriculum.envs import (
     make_family,
     register_family,
 )
-from metacurriculum.envs.maml_student import MAMLStudent
+from metacurriculum.envs.learner_student import learner_student
 
 MULTI, ANALYTIC_MULTI = "MetaCurriculum-OmniglotMulti-v0", "MetaCurriculum-AnalyticMulti-v0"
 
@@ -213,7 +213,7 @@ def test_the_target_tasks_are_the_hardest_corner(data_root):
         n_max=5,
         data_root=str(data_root),
     )
-    student = MAMLStudent(config, seed=0)
+    student = learner_student(config, seed=0)
     assert student.target_batch.n_way.tolist() == [5, 5]
     # The same classes and images drawn without the transforms: the target's differ.
     plain = student.val_tasks.tasks.sample_tasks(torch.full((2,), 5), torch.Generator())
@@ -230,7 +230,7 @@ def test_each_parameter_of_the_multi_family_is_drawn_per_task(data_root):
         family="omniglot-multi",
         data_root=str(data_root),
     )
-    student = MAMLStudent(config, seed=0)
+    student = learner_student(config, seed=0)
     params = student.train_tasks.task_parameters([3.4, 30.0, 0.25], 400, torch.Generator())
     assert set(params[:, 0]) == {3.0, 4.0}
     assert abs(np.mean(params[:, 0] == 4.0) - 0.4) < 0.08  # 3.4 mixes its neighbours

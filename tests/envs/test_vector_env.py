@@ -20,7 +20,7 @@ from tiny_settings import TINY_SETTINGS as TINY
 
 import metacurriculum
 from metacurriculum.envs import MetaCurriculumVectorEnv
-from metacurriculum.student import MAML
+from metacurriculum.student import MetaLearner
 
 ENV_IDS = sorted(metacurriculum.ENV_SPECS)
 TINY_ID, ANALYTIC_ID = "MetaCurriculum-Tiny-v0", "MetaCurriculum-Analytic-v0"
@@ -28,12 +28,12 @@ TINY_ID, ANALYTIC_ID = "MetaCurriculum-Tiny-v0", "MetaCurriculum-Analytic-v0"
 
 @pytest.fixture
 def float64_students(monkeypatch):
-    """Every MAML student (single and population) in float64."""
-    from metacurriculum.envs import maml_student
+    """Every meta-learner (single and population) in float64."""
+    from metacurriculum.envs import learner_student
 
-    original = maml_student.student_config
+    original = learner_student.student_config
     monkeypatch.setattr(
-        maml_student,
+        learner_student,
         "student_config",
         lambda config: dataclasses.replace(original(config), dtype="float64"),
     )
@@ -137,7 +137,7 @@ def test_save_student_writes_the_rows_maml(tmp_path, float64_students) -> None:
     envs.step(np.array([[0.5], [-0.5]], np.float32))
     envs.call_each("save_student", [(str(tmp_path / f"s{i}.pt"),) for i in range(2)])
     for i in range(2):
-        saved = MAML.load(tmp_path / f"s{i}.pt")
+        saved = MetaLearner.load(tmp_path / f"s{i}.pt")
         assert saved.meta_steps == 1
         for name, p in saved.params.items():
             assert torch.equal(p.detach(), envs.unwrapped.students.population.params[name][i])

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from metacurriculum.student import MetaBatch, StudentConfig
+from metacurriculum.student.settings import setting_names
 
 
 def synthetic_batch(
@@ -42,20 +43,22 @@ def synthetic_batch(
     return MetaBatch.from_tasks(tasks, list(n_way))
 
 
-def tiny_config(**overrides: object) -> StudentConfig:
-    """A float64 CPU student small enough to differentiate through in milliseconds."""
+def tiny_config(learner: str = "maml", **overrides: object) -> StudentConfig:
+    """A float64 CPU student of ``learner`` small enough to differentiate through in
+    milliseconds; overrides that are the learner's settings go to its ``learner_kwargs``."""
+    names = setting_names(learner)
+    learner_kwargs = {k: v for k, v in {"inner_lr": 0.4, "inner_steps": 3}.items() if k in names}
+    learner_kwargs.update({k: overrides.pop(k) for k in list(overrides) if k in names})
     fields: dict[str, object] = {
         "n_max": 6,
         "image_size": 12,
         "hidden": 5,
         "depth": 3,
-        "inner_lr": 0.4,
-        "inner_steps": 3,
         "dtype": "float64",
         "device": "cpu",
     }
     fields.update(overrides)
-    return StudentConfig(**fields)
+    return StudentConfig(**fields, learner=learner, learner_kwargs=learner_kwargs)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The MAML student's behaviour: learning, evaluation curves, checkpoints, seeding, errors."""
+"""A student's behaviour: learning, evaluation curves, checkpoints, seeding, errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from metacurriculum.student import MAML, StudentConfig
+from metacurriculum.student import MetaLearner, StudentConfig
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -20,7 +20,7 @@ BATCHINGS = ["loop", "vmap", "grouped"]
 def test_evaluate_returns_a_point_per_inner_step_and_adaptation_helps(
     batching: str, make_batch, make_config
 ) -> None:
-    student = MAML(make_config(inner_lr=0.5, batching=batching), seed=0)
+    student = MetaLearner(make_config(inner_lr=0.5, batching=batching), seed=0)
     batch = make_batch((3, 5, 4), k_shot=2, q_query=4, noise=0.2)
     result = student.evaluate(batch, inner_steps=4, chunk_size=2)
     assert result.query_loss.shape == (5,)
@@ -34,7 +34,7 @@ def test_evaluate_returns_a_point_per_inner_step_and_adaptation_helps(
 
 
 def test_evaluate_paths_and_chunking_agree(make_batch, make_config) -> None:
-    student = MAML(make_config(), seed=1)
+    student = MetaLearner(make_config(), seed=1)
     batch = make_batch((1, 4, 2, 6, 3), k_shot=2, seed=1)
     loop = student.evaluate(batch, batching="loop")
     others = [
@@ -42,14 +42,14 @@ def test_evaluate_paths_and_chunking_agree(make_batch, make_config) -> None:
         for batching in ("vmap", "grouped")
         for chunk_size in (64, 2)
     ]
-    assert loop.query_loss.shape == (student.config.inner_steps + 1,)
+    assert loop.query_loss.shape == (student.config.settings.inner_steps + 1,)
     for other in others:
         np.testing.assert_allclose(other.task_query_loss, loop.task_query_loss, rtol=1e-10)
         np.testing.assert_array_equal(other.task_query_acc, loop.task_query_acc)
 
 
 def test_evaluate_leaves_the_student_unchanged(make_batch, make_config) -> None:
-    student = MAML(make_config(), seed=0)
+    student = MetaLearner(make_config(), seed=0)
     before = {name: p.detach().clone() for name, p in student.params.items()}
     student.evaluate(make_batch((2, 3)), inner_steps=2)
     for name, p in student.params.items():
@@ -66,7 +66,7 @@ def test_meta_steps_on_a_fixed_batch_lower_the_query_loss(
     config = make_config(
         batching=batching, first_order=first_order, meta_lr=0.01, inner_lr=0.1, inner_steps=1
     )
-    student = MAML(config, seed=0)
+    student = MetaLearner(config, seed=0)
     batch = make_batch((3, 5, 2), k_shot=2, q_query=3, noise=0.3)
     losses = [student.meta_step(batch)["student/query_loss"] for _ in range(12)]
     assert max(losses[-3:]) < 0.7 * losses[0]
@@ -74,7 +74,7 @@ def test_meta_steps_on_a_fixed_batch_lower_the_query_loss(
 
 
 def test_meta_step_reports_namespaced_finite_metrics(make_batch, make_config) -> None:
-    student = MAML(make_config(dtype="float32"), seed=0)
+    student = MetaLearner(make_config(dtype="float32"), seed=0)
     metrics = student.meta_step(make_batch((2, 4), dtype=torch.float32))
     assert set(metrics) == {
         "student/query_loss",
@@ -91,7 +91,7 @@ def test_meta_step_paths_agree(make_batch, make_config) -> None:
     batch = make_batch((2, 5, 3), k_shot=2)
     metrics = {}
     for batching in BATCHINGS:
-        student = MAML(make_config(batching=batching), seed=4)
+        student = MetaLearner(make_config(batching=batching), seed=4)
         metrics[batching] = [student.meta_step(batch) for _ in range(2)]
     for batching in ("vmap", "grouped"):
         for loop, other in zip(metrics["loop"], metrics[batching], strict=True):
@@ -102,14 +102,14 @@ def test_meta_step_paths_agree(make_batch, make_config) -> None:
 
 def test_save_and_load_resume_identically(tmp_path, make_batch, make_config) -> None:
     batch = make_batch((3, 2), k_shot=2)
-    student = MAML(make_config(dtype="float32"), seed=0)
+    student = MetaLearner(make_config(dtype="float32"), seed=0)
     student.meta_step(batch)
     path = tmp_path / "ckpt" / "student.pt"
     student.save(path)
     assert [p.name for p in path.parent.iterdir()] == ["student.pt"]  # no temp file left
     expected = [student.meta_step(batch) for _ in range(2)]
 
-    restored = MAML.load(path)
+    restored = MetaLearner.load(path)
     assert restored.config == student.config
     assert restored.meta_steps == 1
     assert [restored.meta_step(batch) for _ in range(2)] == expected
@@ -118,9 +118,9 @@ def test_save_and_load_resume_identically(tmp_path, make_batch, make_config) -> 
 
 
 def test_load_state_dict_rejects_another_network_shape(make_config) -> None:
-    state = MAML(make_config(hidden=5), seed=0).state_dict()
+    state = MetaLearner(make_config(hidden=5), seed=0).state_dict()
     with pytest.raises(ValueError, match="hidden=5 into one with hidden=4"):
-        MAML(make_config(hidden=4), seed=0).load_state_dict(state)
+        MetaLearner(make_config(hidden=4), seed=0).load_state_dict(state)
 
 
 def test_same_seed_same_numbers_and_global_rng_untouched(make_batch, make_config) -> None:
@@ -130,7 +130,7 @@ def test_same_seed_same_numbers_and_global_rng_untouched(make_batch, make_config
     rng_state = torch.get_rng_state()
     runs = []
     for seed in (7, 7, 8):
-        student = MAML(config, seed=seed)
+        student = MetaLearner(config, seed=seed)
         runs.append([student.meta_step(batch) for _ in range(2)])
         runs[-1].append(student.evaluate(batch).task_query_loss.tolist())
     assert torch.equal(torch.get_rng_state(), rng_state)
@@ -143,9 +143,9 @@ def test_each_init_draws_its_rule_from_the_private_generator(make_config, init: 
     config = make_config(init=init, hidden=16, depth=2, image_size=16)
     torch.manual_seed(0)
     rng_state = torch.get_rng_state()
-    params = {k: v.detach() for k, v in MAML(config, seed=3).params.items()}
+    params = {k: v.detach() for k, v in MetaLearner(config, seed=3).params.items()}
     assert torch.equal(torch.get_rng_state(), rng_state)
-    assert all(torch.equal(params[k], MAML(config, seed=3).params[k]) for k in params)
+    assert all(torch.equal(params[k], MetaLearner(config, seed=3).params[k]) for k in params)
     conv = params["block1.conv.weight"]  # fan_in = 16 * 9 = fan_out
     head = params["head.weight"]  # fan_in = 16 * 4 * 4, fan_out = n_max
     fan_in, head_fan_in = 16 * 9, head.shape[1]
@@ -166,8 +166,8 @@ def test_each_init_draws_its_rule_from_the_private_generator(make_config, init: 
 
 def test_a_generator_seeds_like_its_int(make_config) -> None:
     config = make_config()
-    by_int = MAML(config, seed=5).params
-    by_generator = MAML(config, seed=torch.Generator().manual_seed(5)).params
+    by_int = MetaLearner(config, seed=5).params
+    by_generator = MetaLearner(config, seed=torch.Generator().manual_seed(5)).params
     assert all(torch.equal(by_int[name], by_generator[name]) for name in by_int)
 
 
@@ -177,8 +177,19 @@ BAD_CONFIGS = {
     "bad_dtype": ({"dtype": "float16"}, "dtype='float16' is unknown"),
     "zero_logits": ({"n_max": 0}, "n_max must be >= 1, got 0"),
     "too_deep": ({"depth": 5}, "depth=5 is too deep for image_size=28.*depth <= 4"),
-    "negative_inner_lr": ({"inner_lr": -0.1}, "inner_lr=-0.1 must be a finite number > 0"),
-    "negative_inner_steps": ({"inner_steps": -1}, "inner_steps=-1 must be an integer >= 0"),
+    "negative_inner_lr": (
+        {"learner_kwargs": {"inner_lr": -0.1}},
+        "inner_lr=-0.1 must be a finite number > 0",
+    ),
+    "negative_inner_steps": (
+        {"learner_kwargs": {"inner_steps": -1}},
+        "inner_steps=-1 must be an integer >= 0",
+    ),
+    "unknown_learner": ({"learner": "mamll"}, "learner='mamll' is unknown. Did you mean 'maml'"),
+    "setting_of_another_learner": (
+        {"learner": "protonet", "learner_kwargs": {"inner_lr": 0.1}},
+        "learner 'protonet' has no setting 'inner_lr'",
+    ),
     "float_hidden": ({"hidden": 6.5}, "hidden must be an int"),
     "unknown_init": ({"init": "orthogonal"}, r"init='orthogonal' is unknown; use one of \('torch'"),
 }
@@ -204,7 +215,7 @@ def test_auto_resolves_to_the_fast_path_for_the_device() -> None:
 
 
 def test_batches_that_do_not_fit_the_network_raise(make_batch, make_config) -> None:
-    student = MAML(make_config(n_max=3), seed=0)
+    student = MetaLearner(make_config(n_max=3), seed=0)
     with pytest.raises(ValueError, match=r"n_way ranges over 2..4 but the student has n_max=3"):
         student.meta_step(make_batch((2, 4)))
     with pytest.raises(ValueError, match=r"shape \(1, 10, 10\) but the student expects"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from metacurriculum.envs.meta_env import make_env
 
@@ -21,7 +22,7 @@ def test_evaluation_queries_are_independent_of_training_queries(data_root):
     student = env.unwrapped.student
     assert student.train_tasks.q_query == 2 and student.val_tasks.q_query == 2
     assert student.test_tasks.q_query == 7
-    batch = student.test_tasks.sample(5.0, 1, student.train_gen)
+    batch = student.test_tasks.sample(5.0, 1, torch.Generator())
     assert batch.query_x.shape[1] == 5 * 7  # n_max classes x eval_q_query
     curves = env.unwrapped.evaluate_test(num_tasks=3, seed=1)
     assert curves.accuracy.shape == (3, 2)  # before and after the tiny env's one inner step

@@ -34,7 +34,9 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
         "n_max": 20,
         "budget": 1000,
     },
-    # Real Omniglot data, a tiny network and budget: seconds per episode on a CPU.
+    # Real Omniglot data, a tiny network and budget: seconds per episode on a CPU. One inner
+    # step for every learner that has an inner loop (a learner default, not a setting of its
+    # own, so that gym.make(id, learner="protonet") works too).
     "MetaCurriculum-Tiny-v0": {
         "dataset": "omniglot",
         "n_max": 5,
@@ -42,7 +44,7 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
         "depth": 2,
         "q_query": 2,
         "meta_batch": 2,
-        "inner_steps": 1,
+        "learner_defaults": {"inner_steps": 1},
         "budget": 16,
         "update_rate": 2,
         "val_tasks": 2,

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from metacurriculum.benchmarks.stats import BASELINE, Run, bootstrap_band, load_runs, stack
+from metacurriculum.benchmarks.stats import BASELINE, Run, band, load_runs, stack
 
 #: Training curves: steps.jsonl column -> axis label.
 TRAINING_LABELS = {
@@ -83,7 +83,7 @@ def _band(
     if values is None:
         ax.plot([], [], label=label, lw=1.8, **style)
         return
-    mean, low, high = bootstrap_band(values)
+    mean, low, high = band(values)
     ax.plot(x[: len(mean)], mean, label=label, lw=1.8, **style)
     ax.fill_between(x[: len(mean)], low, high, color=style["color"], alpha=0.15, lw=0)
 

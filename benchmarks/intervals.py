@@ -143,9 +143,9 @@ def iqm_estimate(values: Sequence[float], *, confidence: float = CONFIDENCE) -> 
 
 
 def constant(values: np.ndarray) -> bool:
-    """Whether ``values`` are one number up to rounding (``1e-12`` of their size)."""
+    """Whether ``values`` are one number up to rounding (``1e-9`` of their size)."""
     values = np.asarray(values, float)
-    return bool(values.size) and float(np.ptp(values)) <= 1e-12 * max(
+    return bool(values.size) and float(np.ptp(values)) <= 1e-9 * max(
         1.0, float(np.max(np.abs(values)))
     )
 

@@ -1,35 +1,37 @@
-"""Aggregation over seeds: per env and teacher, mean and IQM with bootstrap CIs, Welch tests.
+"""Aggregation over seeds: per env and teacher, the results table's numbers.
 
 The score of a run is its final evaluation after the last inner step: the mean
 post-adaptation loss and accuracy over the unseen tasks of the hardest distribution
-(``evaluation.json``). Across seeds, per env and teacher:
+(``evaluation.json``). Across seeds, per env, teacher and metric (:data:`METRICS`),
+with the intervals and tests of :mod:`~metacurriculum.benchmarks.intervals` (chosen
+because their coverage holds at 3-10 seeds, which the percentile bootstrap's does not):
 
-- the mean and the interquartile mean (IQM, ``scipy.stats.trim_mean(x, 0.25)``: robust
-  to one bad seed), each with a 95% percentile bootstrap confidence interval
-  (``scipy.stats.bootstrap``, 2000 resamples, seeded, so reports are reproducible);
-- Welch's t-test (``scipy.stats.ttest_ind(equal_var=False)``) of each teacher against
-  the baseline ``"none"`` (plain MAML on the hardest tasks), two-sided p-value;
-- paired tests against the baseline over the seeds both have: every teacher of a seed
-  starts from the same student and is evaluated on the same tasks, so the paired
-  t-test (``ttest_rel``) and the Wilcoxon signed-rank test (``wilcoxon``) compare
-  like with like.
+- the mean with its 95% t-interval, and the interquartile mean (IQM) with Yuen's
+  interval from 4 seeds on (below that it trims nothing: NaN, "—" in the tables);
+- against the baseline ``"none"`` (plain MAML on the hardest tasks), over the seeds both
+  have (a seed gives every teacher the same initial student and evaluation tasks): the
+  difference of the means with its paired t-interval, rliable's probability of
+  improvement, the paired t-test and, from 6 pairs, the Wilcoxon signed-rank test, each
+  Holm-adjusted over the teachers compared with the baseline on that env and metric;
+  Welch's unpaired test too (``results.csv``). Constant differences are flagged
+  ``zero_variance`` instead of tested.
 
-Metrics (:data:`METRICS`): the loss and accuracy after adaptation (the score), before
-adaptation (``initial_*``), and the sample efficiency: the area under the target-loss
-curve over training divided by the meta-steps (``target_auc``).
+Metrics: the loss and accuracy after adaptation (the score), before adaptation
+(``initial_*``), and the sample efficiency: the area under the target-loss curve over
+training divided by the meta-steps (``target_auc``).
 
 Diverged runs (:data:`DIVERGENCE_RULE`) are counted apart and left out of every
-statistic. One seed gives a CI of the value itself and no p-value (NaN); constant
-values give a zero-width CI. The results files are written by
-:mod:`~metacurriculum.benchmarks.tables`. Needs scipy: ``pip install metacurriculum[stats]``.
+statistic. The results files are written by :mod:`~metacurriculum.benchmarks.tables`.
+Needs scipy: ``pip install metacurriculum[stats]``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -37,6 +39,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from metacurriculum.benchmarks.intervals import (
+    Comparison,
+    Estimate,
+    compare,
+    holm,
+    iqm_estimate,
+    mean_estimate,
+    t_intervals,
+)
 from metacurriculum.benchmarks.run_folders import (
     DONE,
     STEPS,
@@ -47,16 +58,6 @@ from metacurriculum.benchmarks.run_folders import (
 )
 
 BASELINE = "none"
-RESAMPLES = 2000
-CONFIDENCE = 0.95
-
-
-def _scipy_stats() -> Any:
-    try:
-        from scipy import stats
-    except ImportError:
-        raise ImportError("the statistics need scipy: pip install metacurriculum[stats]") from None
-    return stats
 
 
 @dataclass(frozen=True)
@@ -196,111 +197,41 @@ def _warn_mixed_settings(runs: Sequence[Run]) -> None:
             )
 
 
-def iqm(values: Sequence[float]) -> float:
-    """Interquartile mean: the mean of the middle 50% (``trim_mean(x, 0.25)``)."""
-    values = np.asarray(values, float)
-    return float(_scipy_stats().trim_mean(values, 0.25)) if values.size else math.nan
+#: The metrics of the results: name -> key of ``done.json``. ``loss`` and ``accuracy``
+#: are after adaptation to the unseen tasks (the score), ``initial_*`` before it, and
+#: ``target_auc`` the mean target loss over training (sample efficiency).
+METRICS = {
+    "loss": "final_loss",
+    "accuracy": "final_accuracy",
+    "initial_loss": "initial_loss",
+    "initial_accuracy": "initial_accuracy",
+    "target_auc": "target_loss_auc",
+}
 
+#: The metrics where higher is better; for the rest (losses) lower is.
+HIGHER_IS_BETTER = frozenset({"accuracy", "initial_accuracy"})
 
-def _iqm_axis(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return _scipy_stats().trim_mean(x, 0.25, axis=axis)
-
-
-def bootstrap_ci(
-    values: Sequence[float],
-    statistic: Callable[..., Any] = np.mean,
-    *,
-    confidence: float = CONFIDENCE,
-    resamples: int = RESAMPLES,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of ``statistic(values)``.
-
-    Args:
-        values: one number per seed.
-        statistic: vectorised over its ``axis`` argument (``np.mean``, the IQM...).
-        confidence: level of the interval.
-        resamples: bootstrap resamples.
-        seed: seeds the resampling.
-
-    Returns:
-        ``(low, high)``; ``(v, v)`` for one value or constant values, NaNs for none.
-    """
-    values = np.asarray(values, float)
-    if values.size == 0:
-        return math.nan, math.nan
-    if values.size == 1 or np.all(values == values[0]):
-        value = float(statistic(values, axis=-1))
-        return value, value
-    result = _scipy_stats().bootstrap(
-        (values,),
-        statistic,
-        n_resamples=resamples,
-        confidence_level=confidence,
-        method="percentile",
-        vectorized=True,
-        rng=np.random.default_rng(seed),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def welch_p(values: Sequence[float], baseline: Sequence[float]) -> float:
-    """Two-sided p-value of Welch's t-test; NaN with fewer than two values on a side."""
-    values, baseline = np.asarray(values, float), np.asarray(baseline, float)
-    if values.size < 2 or baseline.size < 2:
-        return math.nan
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # zero variance on both sides
-        return float(_scipy_stats().ttest_ind(values, baseline, equal_var=False).pvalue)
-
-
-def paired_p(values: Sequence[float], baseline: Sequence[float]) -> tuple[float, float]:
-    """Two-sided p-values of the paired t-test and the Wilcoxon signed-rank test.
-
-    ``values[i]`` and ``baseline[i]`` come from the same seed: the same initial student
-    and the same evaluation tasks, so the differences remove what the seeds share. NaN
-    with fewer than two pairs, or when every difference is zero.
-    """
-    values, baseline = np.asarray(values, float), np.asarray(baseline, float)
-    if values.size < 2 or np.all(values == baseline):
-        return math.nan, math.nan
-    stats = _scipy_stats()
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # constant differences
-        warnings.simplefilter("ignore", UserWarning)  # Wilcoxon's small-sample notes
-        return (
-            float(stats.ttest_rel(values, baseline).pvalue),
-            float(stats.wilcoxon(values, baseline).pvalue),
-        )
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A statistic over seeds with its confidence interval."""
-
-    value: float
-    low: float
-    high: float
+#: How diverged runs enter the results, stated in every table and plot.
+DIVERGENCE_RULE = (
+    "A run diverged when training stopped on divergence (a NaN or infinite loss, or a "
+    "loss above divergence_threshold x chance), or when its final evaluation loss is not "
+    "finite or above divergence_threshold x chance (log n_max). Diverged runs are counted "
+    "apart and left out of every statistic, in every column alike."
+)
 
 
 class MetricResult(NamedTuple):
-    """A metric of a teacher over its seeds, and its tests against the baseline.
+    """A metric of a teacher over its seeds, and its comparison with the baseline.
 
     Attributes:
-        mean: the mean with its bootstrap CI.
-        iqm: the interquartile mean with its bootstrap CI.
-        welch_p: Welch's t-test against the baseline's seeds (unpaired).
-        paired_t_p: the paired t-test over the seeds both have.
-        wilcoxon_p: the Wilcoxon signed-rank test over the same pairs.
-        pairs: how many seeds the paired tests use.
+        mean: the mean with its t-interval.
+        iqm: the interquartile mean with Yuen's interval (NaN below 4 seeds).
+        versus: the comparison with the baseline (``None`` for the baseline itself).
     """
 
     mean: Estimate
     iqm: Estimate
-    welch_p: float
-    paired_t_p: float = math.nan
-    wilcoxon_p: float = math.nan
-    pairs: int = 0
+    versus: Comparison | None = None
 
 
 @dataclass(frozen=True)
@@ -322,50 +253,29 @@ class TeacherResult:
     metrics: dict[str, MetricResult]
 
 
-#: The metrics of the results: name -> key of ``done.json``. ``loss`` and ``accuracy``
-#: are after adaptation to the unseen tasks (the score), ``initial_*`` before it, and
-#: ``target_auc`` the mean target loss over training (sample efficiency).
-METRICS = {
-    "loss": "final_loss",
-    "accuracy": "final_accuracy",
-    "initial_loss": "initial_loss",
-    "initial_accuracy": "initial_accuracy",
-    "target_auc": "target_loss_auc",
-}
-
-#: How diverged runs enter the results, stated in every table and plot.
-DIVERGENCE_RULE = (
-    "A run diverged when training stopped on divergence (a NaN or infinite loss, or a "
-    "loss above divergence_threshold x chance), or when its final evaluation loss is not "
-    "finite or above divergence_threshold x chance (log n_max). Diverged runs are counted "
-    "apart and left out of every statistic, in every column alike."
-)
-
-
 def _scores(runs: Sequence[Run], key: str) -> dict[int, float]:
     """Per seed, the finite values of ``key``."""
     values = {r.seed: r.score(key) for r in runs}
     return {seed: v for seed, v in values.items() if math.isfinite(v)}
 
 
-def _metric(values: dict[int, float], base: dict[int, float] | None, seed: int) -> MetricResult:
-    """``values`` over seeds, tested against ``base`` (``None`` for the baseline itself)."""
-    x = np.array(list(values.values()), float)
-    mean = Estimate(_mean(x), *bootstrap_ci(x, np.mean, seed=seed))
-    robust = Estimate(iqm(x), *bootstrap_ci(x, _iqm_axis, seed=seed))
-    if base is None:
-        return MetricResult(mean, robust, math.nan)
-    pairs = sorted(set(values) & set(base))
-    paired = paired_p([values[s] for s in pairs], [base[s] for s in pairs])
-    return MetricResult(mean, robust, welch_p(x, list(base.values())), *paired, len(pairs))
+def _metric(name: str, values: dict[int, float], base: dict[int, float] | None) -> MetricResult:
+    """``values`` over seeds, compared with ``base`` (``None`` for the baseline itself)."""
+    x = list(values.values())
+    versus = None
+    if base is not None:
+        versus = compare(values, base, lower_is_better=name not in HIGHER_IS_BETTER)
+    return MetricResult(mean_estimate(x), iqm_estimate(x), versus)
 
 
-def summarize(runs: Sequence[Run], baseline: str = BASELINE, seed: int = 0) -> list[TeacherResult]:
+def summarize(runs: Sequence[Run], baseline: str = BASELINE) -> list[TeacherResult]:
     """The results table: one :class:`TeacherResult` per env and teacher.
 
-    Rows of an env are sorted by final-loss IQM, lowest first. Diverged runs
+    Rows of an env are sorted by mean final loss, lowest first. Diverged runs
     (:data:`DIVERGENCE_RULE`) are counted in ``diverged`` and left out of every metric
-    and test, on the baseline's side too; ``seeds`` counts the rest.
+    and test, on the baseline's side too; ``seeds`` counts the rest. The p-values of the
+    comparisons with the baseline are Holm-adjusted per env and metric, over the teachers
+    compared (:func:`~metacurriculum.benchmarks.intervals.holm`).
     """
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
@@ -376,16 +286,28 @@ def summarize(runs: Sequence[Run], baseline: str = BASELINE, seed: int = 0) -> l
         base = [r for r in groups.get((env_id, baseline), []) if not r.diverged]
         metrics = {
             name: _metric(
-                _scores(kept, key), None if teacher == baseline else _scores(base, key), seed
+                name, _scores(kept, key), None if teacher == baseline else _scores(base, key)
             )
             for name, key in METRICS.items()
         }
         rows.append(TeacherResult(env_id, teacher, len(kept), len(members) - len(kept), metrics))
-    return sorted(rows, key=lambda r: (r.env_id, _nan_last(r.metrics["loss"].iqm.value)))
+    rows = sorted(rows, key=lambda r: (r.env_id, _nan_last(r.metrics["loss"].mean.value)))
+    return _holm_adjusted(rows)
 
 
-def _mean(values: np.ndarray) -> float:
-    return float(np.mean(values)) if values.size else math.nan
+def _holm_adjusted(rows: list[TeacherResult]) -> list[TeacherResult]:
+    """``rows`` with each comparison's ``*_holm`` p-values set, per env and metric."""
+    for env_id in {r.env_id for r in rows}:
+        compared = [r for r in rows if r.env_id == env_id]
+        for name in METRICS:
+            family = [r for r in compared if r.metrics[name].versus is not None]
+            versus = [r.metrics[name].versus for r in family]
+            t_holm = holm([v.paired_t_p for v in versus])
+            w_holm = holm([v.wilcoxon_p for v in versus])
+            for row, v, t, w in zip(family, versus, t_holm, w_holm, strict=True):
+                adjusted = dataclasses.replace(v, paired_t_holm=float(t), wilcoxon_holm=float(w))
+                row.metrics[name] = row.metrics[name]._replace(versus=adjusted)
+    return rows
 
 
 def _nan_last(value: float) -> float:
@@ -404,25 +326,14 @@ def stack(curves: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
-def bootstrap_band(
-    values: np.ndarray, *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over seeds of ``values[seeds, points]`` with a percentile bootstrap band per point.
+def band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds of ``values[seeds, points]`` with its 95% t-interval per point.
 
-    NaNs (runs that stopped early) are ignored. One seed gives a zero-width band.
+    NaNs (runs that stopped early) are left out; a point with one seed has its mean as
+    both bounds (a line with no band).
 
     Returns:
         ``(mean, low, high)``, each ``[points]``.
     """
-    values = np.asarray(values, float)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        mean = np.nanmean(values, axis=0)
-        if values.shape[0] < 2:
-            return mean, mean.copy(), mean.copy()
-        rng = np.random.default_rng(seed)
-        picks = rng.integers(values.shape[0], size=(resamples, values.shape[0]))
-        means = np.nanmean(values[picks], axis=1)
-        alpha = (1 - confidence) / 2
-        low, high = np.nanquantile(means, [alpha, 1 - alpha], axis=0)
-    return mean, low, high
+    mean, low, high = t_intervals(np.asarray(values, float).T)
+    return mean, np.where(np.isnan(low), mean, low), np.where(np.isnan(high), mean, high)

@@ -4,27 +4,43 @@
 (:func:`~metacurriculum.benchmarks.stats.load_runs`), summarizes them over seeds
 (:func:`~metacurriculum.benchmarks.stats.summarize`) and writes:
 
-- ``results.md``: a table per env; its header states the evaluation, the budget and the
-  divergence rule, and lists the settings in which its runs differ, if any;
-- ``results.csv``: a row per env and teacher, with every estimate and p-value;
+- ``results.md``: per env a table of the final loss, of the final accuracy and of the
+  sample efficiency (each teacher's mean and IQM with their intervals, its difference
+  from ``none`` with its interval, the probability of improvement and Holm-adjusted
+  p-values), and the scores before adaptation; the header states the evaluation, the
+  budget, the statistics and the divergence rule, and lists the settings in which its
+  runs differ, if any; footnotes say why a cell is "—";
+- ``results.csv``: a row per env and teacher, with every estimate and p-value
+  (unadjusted, Holm-adjusted and Welch's);
 - ``runs.csv``: a row per run, its numbers only (no timings), so that a resumed
   benchmark writes the same bytes as an uninterrupted one. A vector ω's final value is
   its JSON list (``final_omega``) and a column per coordinate (``final_omega/<name>``).
+
+Each file is written atomically. ``report`` also reads a ``runs.csv`` back
+(:func:`~metacurriculum.benchmarks.scores.runs_from_csv`) when the run folders are gone.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from metacurriculum.benchmarks.atomic import write_atomic
+from metacurriculum.benchmarks.intervals import (
+    MIN_IQM_SEEDS,
+    MIN_WILCOXON_PAIRS,
+    Comparison,
+    Estimate,
+)
+from metacurriculum.benchmarks.scores import runs_from_csv
 from metacurriculum.benchmarks.stats import (
     BASELINE,
     DIVERGENCE_RULE,
-    Estimate,
     Run,
     TeacherResult,
     load_runs,
@@ -38,7 +54,7 @@ def _num(value: float, digits: int = 4) -> str:
 
 def _p(value: float) -> str:
     if math.isnan(value):
-        return "n/a"
+        return "—"
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
@@ -82,91 +98,152 @@ def hardest_corner(runs: Sequence[Run]) -> str:
     return f" at the hardest corner of family {settings['family']!r} ({corner})"
 
 
+#: The tables of an env in ``results.md``: metric -> its heading.
+TABLES = {
+    "loss": "Final loss on the unseen tasks (lower is better)",
+    "accuracy": "Final accuracy on the unseen tasks (higher is better)",
+    "target_auc": (
+        "Sample efficiency: the target-loss AUC, the area under the target loss over "
+        "training divided by the meta-steps (lower is better: the hardest tasks learnt sooner)"
+    ),
+}
+
+
+def _setting(runs: Sequence[Run], differ: dict[str, Any], key: str) -> str:
+    if key in differ:
+        return "mixed (see below)"
+    section, _, name = key.rpartition(".")
+    config = runs[0].config.get(section, {}) if section else runs[0].config
+    return str(config[name]) if name in config else "(not recorded)"
+
+
+def _header(env_runs: Sequence[Run], differ: dict[str, Any], baseline: str) -> str:
+    if not any(r.evaluation for r in env_runs):
+        evaluation = (
+            "Read back from runs.csv, without the run folders: the evaluation settings are "
+            "not in it (see the command that made the runs). "
+        )
+    else:
+        steps = {len(r.curve("loss")) - 1 for r in env_runs}
+        evaluation = (
+            f"Final evaluation: {_setting(env_runs, differ, 'eval_tasks')} unseen "
+            f"{_setting(env_runs, differ, 'env_settings.n_max')}-way tasks"
+            f"{hardest_corner(env_runs)} (eval seed {_setting(env_runs, differ, 'eval_seed')}), "
+            f"after {steps.pop() if len(steps) == 1 else 'mixed'} inner steps; budget "
+            f"{_setting(env_runs, differ, 'env_settings.budget')} meta-steps. "
+        )
+    return (
+        f"{evaluation}Over the seeds that did not diverge: the mean with its 95% t-interval "
+        "and the IQM (interquartile mean) with Yuen's 95% trimmed-mean interval. Against "
+        f"{baseline!r}, over the seeds both have (a seed gives every teacher the same initial "
+        f"student and evaluation tasks): Δ = teacher − {baseline!r} with its paired 95% "
+        f"t-interval; P(better): rliable's probability of improvement, the chance that a run "
+        f"of the teacher scores better than a run of {baseline!r} (ties count half; 0.5 is "
+        "no difference); p: the paired t-test and the Wilcoxon signed-rank test, each "
+        f"**Holm-adjusted** over the teachers compared with {baseline!r} in that table "
+        "(unadjusted and Welch's p in results.csv). Rows by mean final loss. "
+        f"{DIVERGENCE_RULE}"
+    )
+
+
 def markdown(rows: Sequence[TeacherResult], runs: Sequence[Run], baseline: str = BASELINE) -> str:
-    """The results as markdown: one table per env, saying how many runs diverged and,
-    when its runs were made with different settings, which."""
+    """The results as markdown: per env a table per metric of :data:`TABLES` and the scores
+    before adaptation, saying how many runs diverged and, when the runs were made with
+    different settings, which; footnotes say why a cell is "—"."""
     out = []
     for env_id in dict.fromkeys(r.env_id for r in rows):
         env_runs = [r for r in runs if r.env_id == env_id]
+        env_rows = [r for r in rows if r.env_id == env_id]
         differ = differing_settings(env_runs)
-
-        def setting(key: str, runs: Sequence[Run] = env_runs, differ: Any = differ) -> str:
-            if key in differ:
-                return "mixed (see below)"
-            section, _, name = key.rpartition(".")
-            return str((runs[0].config[section] if section else runs[0].config)[name])
-
-        steps = {len(r.curve("loss")) - 1 for r in env_runs}
-        out += [
-            f"### {env_id}",
-            "",
-            f"Final evaluation: {setting('eval_tasks')} unseen "
-            f"{setting('env_settings.n_max')}-way tasks{hardest_corner(env_runs)} "
-            f"(eval seed {setting('eval_seed')}), "
-            f"after {steps.pop() if len(steps) == 1 else 'mixed'} inner steps; budget "
-            f"{setting('env_settings.budget')} meta-steps. Mean and IQM over the seeds that "
-            f"did not diverge, with 95% bootstrap CIs; p: Welch's t-test against {baseline!r}. "
-            f"{DIVERGENCE_RULE}",
-            "",
-        ]
+        out += [f"### {env_id}", "", _header(env_runs, differ, baseline), ""]
         if differ:
             out.append("**The runs of this table differ in their settings:**")
             for key, found in differ.items():
                 pairs = "; ".join(f"{v} ({', '.join(t)})" for v, t in found.items())
                 out.append(f"- {key}: {pairs}")
             out.append("")
+        notes: set[str] = set()
+        for metric, heading in TABLES.items():
+            out += [f"**{heading}**", "", *_metric_table(env_rows, metric, baseline, notes), ""]
         out += [
-            "| teacher | seeds | diverged | loss mean [95% CI] | loss IQM [95% CI] | p (loss) "
-            "| accuracy mean [95% CI] | accuracy IQM [95% CI] | p (acc.) |",
-            "|---|---:|---:|---|---|---:|---|---|---:|",
+            "**Before adaptation** (inner step 0 on the same unseen tasks)",
+            "",
+            "| teacher | loss mean [95% CI] | accuracy mean [95% CI] |",
+            "|---|---|---|",
         ]
-        env_rows = [r for r in rows if r.env_id == env_id]
         for row in env_rows:
-            cells = [row.teacher, str(row.seeds), str(row.diverged)]
-            for metric in ("loss", "accuracy"):
-                result = row.metrics[metric]
-                cells += [
-                    _estimate(result.mean),
-                    _estimate(result.iqm),
-                    "—" if row.teacher == baseline else _p(result.welch_p),
-                ]
-            out.append("| " + " | ".join(cells) + " |")
-        out += ["", *_paired_and_more(env_rows, baseline), ""]
+            cells = [
+                _estimate(row.metrics[m].mean, notes) for m in ("initial_loss", "initial_accuracy")
+            ]
+            out.append(f"| {row.teacher} | " + " | ".join(cells) + " |")
+        out += ["", *[f"{NOTES[n]}" for n in NOTES if n in notes], ""]
     return "\n".join(out)
 
 
-def _paired_and_more(rows: Sequence[TeacherResult], baseline: str) -> list[str]:
-    """The second table of an env: paired tests, pre-adaptation scores, sample efficiency."""
+#: Footnotes of :func:`markdown`, each printed under an env's tables when it applies.
+NOTES = {
+    "one-seed": '- "[—]": one seed; an interval needs two.',
+    "iqm": (
+        f'- IQM "—": fewer than {MIN_IQM_SEEDS} seeds. The IQM trims int(0.25 n) seeds from '
+        "each end, none below 4, where it would only repeat the mean."
+    ),
+    "wilcoxon": (
+        f'- Wilcoxon "—": fewer than {MIN_WILCOXON_PAIRS} pairs. Its smallest possible '
+        "two-sided p is 2 / 2^n (0.25 at 3 pairs, 0.0625 at 5): it cannot reject anything "
+        "at 0.05 below 6."
+    ),
+    "zero-variance": (
+        '- "no variance": the teacher differs from the baseline by the same amount on every '
+        "seed (Δ, exact on these seeds; 0 for identical scores). A test has no spread to "
+        "measure that difference against, so none is reported: it is neither significant nor "
+        "insignificant, and more seeds, not a p-value, would tell whether it holds."
+    ),
+    "no-pairs": '- p "—" with fewer than 2 pairs: nothing to test.',
+}
+
+
+def _metric_table(
+    rows: Sequence[TeacherResult], metric: str, baseline: str, notes: set[str]
+) -> list[str]:
     lines = [
-        f"Paired tests against {baseline!r} over the seeds both have (a seed gives every "
-        "teacher the same initial student and the same evaluation tasks): paired t-test "
-        "and Wilcoxon signed-rank. Before adaptation: the unseen tasks' loss and accuracy "
-        "at inner step 0. Target-loss AUC: the area under the target loss over training "
-        "divided by the meta-steps (sample efficiency, lower is better).",
-        "",
-        "| teacher | pairs | p paired t (loss) | p Wilcoxon (loss) | p paired t (acc.) "
-        "| p Wilcoxon (acc.) | loss before adaptation [95% CI] "
-        "| accuracy before adaptation [95% CI] | target-loss AUC [95% CI] | p Welch (AUC) "
-        "| p paired t (AUC) | p Wilcoxon (AUC) |",
-        "|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|---:|",
+        f"| teacher | seeds | diverged | mean [95% CI] | IQM [95% CI] | pairs "
+        f"| Δ vs {baseline} [95% CI] | P(better than {baseline}) | p paired t (Holm) "
+        "| p Wilcoxon (Holm) |",
+        "|---|---:|---:|---|---|---:|---|---:|---:|---:|",
     ]
     for row in rows:
-        base = row.teacher == baseline
-        loss, accuracy, auc = (row.metrics[m] for m in ("loss", "accuracy", "target_auc"))
-        cells = [row.teacher, "—" if base else str(loss.pairs)]
-        for result in (loss, accuracy):
-            cells += [
-                "—" if base else _p(result.paired_t_p),
-                "—" if base else _p(result.wilcoxon_p),
-            ]
-        cells += [_estimate(row.metrics[m].mean) for m in ("initial_loss", "initial_accuracy")]
-        cells.append(_estimate(auc.mean))
-        cells += ["—" if base else _p(p) for p in (auc.welch_p, auc.paired_t_p, auc.wilcoxon_p)]
+        result = row.metrics[metric]
+        if math.isnan(result.iqm.value) and row.seeds:
+            notes.add("iqm")
+        cells = [row.teacher, str(row.seeds), str(row.diverged), _estimate(result.mean, notes)]
+        cells.append("—" if math.isnan(result.iqm.value) else _estimate(result.iqm, notes))
+        cells += _comparison_cells(result.versus, notes)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def _estimate(e: Estimate) -> str:
+def _comparison_cells(versus: Comparison | None, notes: set[str]) -> list[str]:
+    if versus is None:
+        return ["—"] * 5
+    cells = [str(versus.pairs), _estimate(versus.difference, notes)]
+    cells.append(_num(versus.improvement_probability, 2))
+    if versus.zero_variance:
+        notes.add("zero-variance")
+        return [*cells, "no variance", "no variance"]
+    if versus.pairs < 2:
+        notes.add("no-pairs")
+    elif versus.pairs < MIN_WILCOXON_PAIRS:
+        notes.add("wilcoxon")
+    return [*cells, _p(versus.paired_t_holm), _p(versus.wilcoxon_holm)]
+
+
+def _estimate(e: Estimate, notes: set[str] | None = None) -> str:
+    if math.isnan(e.value):
+        return "—"
+    if math.isnan(e.low):
+        if notes is not None:
+            notes.add("one-seed")
+        return f"{_num(e.value)} [—]"
     return f"{_num(e.value)} [{_num(e.low)}, {_num(e.high)}]"
 
 
@@ -175,30 +252,21 @@ NOT_IN_RUNS_CSV = ("train_seconds", "eval_seconds", "finished", "config_digest",
 
 
 def write_results(
-    rows: Sequence[TeacherResult], runs: Sequence[Run], out: str | Path
+    rows: Sequence[TeacherResult], runs: Sequence[Run], out: str | Path, *, runs_csv: bool = True
 ) -> list[Path]:
     """Write ``results.csv`` (a row per env and teacher), ``runs.csv`` (a row per run) and
     ``results.md`` to ``out``; returns their paths.
 
     ``runs.csv`` holds a run's numbers, ``diverged`` by :data:`DIVERGENCE_RULE` (and
     ``stopped_on_divergence``, the env's own flag) and its folder relative to the
-    benchmark's root, not timings: a resumed benchmark writes the same bytes.
+    benchmark's root, not timings: a resumed benchmark writes the same bytes. Every file
+    is written atomically (:func:`~metacurriculum.benchmarks.atomic.write_atomic`): a
+    crash or a full disk leaves the previous file whole. ``runs_csv=False`` leaves
+    ``runs.csv`` as it is (the runs were read from it).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    table = []
-    for row in rows:
-        line: dict[str, Any] = {"env_id": row.env_id, "teacher": row.teacher, "seeds": row.seeds}
-        line["diverged"] = row.diverged
-        for metric, result in row.metrics.items():
-            for stat, e in (("mean", result.mean), ("iqm", result.iqm)):
-                line |= {f"{metric}_{stat}": e.value, f"{metric}_{stat}_low": e.low}
-                line[f"{metric}_{stat}_high"] = e.high
-            line[f"{metric}_p_vs_{BASELINE}"] = result.welch_p
-            line[f"{metric}_paired_t_p_vs_{BASELINE}"] = result.paired_t_p
-            line[f"{metric}_wilcoxon_p_vs_{BASELINE}"] = result.wilcoxon_p
-            line[f"{metric}_pairs"] = result.pairs
-        table.append(line)
+    table = [_csv_row(row) for row in rows]
     per_run = [
         {
             "env_id": r.env_id,
@@ -211,18 +279,46 @@ def write_results(
         }
         for r in runs
     ]
-    paths = [_write_csv(out / "results.csv", table), _write_csv(out / "runs.csv", per_run)]
-    (out / "results.md").write_text(markdown(rows, runs))
-    return [*paths, out / "results.md"]
+    paths = [_write_csv(out / "results.csv", table)]
+    if runs_csv:
+        paths.append(_write_csv(out / "runs.csv", per_run))
+    paths.append(write_atomic(out / "results.md", markdown(rows, runs)))
+    return paths
+
+
+def _csv_row(row: TeacherResult) -> dict[str, Any]:
+    """``results.csv``'s row of a teacher: every estimate, comparison and p-value."""
+    line: dict[str, Any] = {"env_id": row.env_id, "teacher": row.teacher, "seeds": row.seeds}
+    line["diverged"] = row.diverged
+    for metric, result in row.metrics.items():
+        for stat, e in (("mean", result.mean), ("iqm", result.iqm)):
+            line |= {f"{metric}_{stat}": e.value, f"{metric}_{stat}_low": e.low}
+            line[f"{metric}_{stat}_high"] = e.high
+        v = result.versus
+        vs = f"vs_{BASELINE}"
+        d = v.difference if v else Estimate(math.nan, math.nan, math.nan)
+        line |= {f"{metric}_diff_{vs}": d.value, f"{metric}_diff_{vs}_low": d.low}
+        line[f"{metric}_diff_{vs}_high"] = d.high
+        line[f"{metric}_improvement_probability_{vs}"] = (
+            v.improvement_probability if v else math.nan
+        )
+        line[f"{metric}_paired_t_p_{vs}"] = v.paired_t_p if v else math.nan
+        line[f"{metric}_paired_t_p_holm_{vs}"] = v.paired_t_holm if v else math.nan
+        line[f"{metric}_wilcoxon_p_{vs}"] = v.wilcoxon_p if v else math.nan
+        line[f"{metric}_wilcoxon_p_holm_{vs}"] = v.wilcoxon_holm if v else math.nan
+        line[f"{metric}_welch_p_{vs}"] = v.welch_p if v else math.nan
+        line[f"{metric}_zero_variance_{vs}"] = v.zero_variance if v else ""
+        line[f"{metric}_pairs"] = v.pairs if v else 0
+    return line
 
 
 def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
     fields = list(dict.fromkeys(key for row in rows for key in row))  # runs of older versions
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows([{k: _cell(v) for k, v in row.items()} for row in rows])
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows([{k: _cell(v) for k, v in row.items()} for row in rows])
+    return write_atomic(path, text.getvalue())
 
 
 def _cell(value: Any) -> Any:
@@ -232,8 +328,16 @@ def _cell(value: Any) -> Any:
 
 def report(root: str | Path, out: str | Path | None = None) -> str:
     """Aggregate the finished runs under ``root``; write the results to ``out`` (default
-    ``root``) and return the markdown table."""
-    runs = load_runs(root)
+    ``root``) and return the markdown tables.
+
+    ``root`` may also be a ``runs.csv`` (of a benchmark whose run folders are not at
+    hand): its runs' final numbers give every table; ``results.md`` and ``results.csv``
+    go beside it (or to ``out``) and the ``runs.csv`` itself is left as it is.
+    """
+    root = Path(root)
+    from_csv = root.is_file() and root.suffix == ".csv"
+    runs = runs_from_csv(root) if from_csv else load_runs(root)
     rows = summarize(runs)
-    write_results(rows, runs, root if out is None else out)
+    default = root.parent if from_csv else root
+    write_results(rows, runs, default if out is None else out, runs_csv=not from_csv)
     return markdown(rows, runs)

@@ -14,7 +14,7 @@ reverse        control schedule: ω falls from omega_max to omega_min (hard to e
 static         the paper's static teacher: a ladder of ω, climbed at a loss threshold
 adaptive       the paper's adaptive teacher: signed finite-difference steps on ω, with
                a prior and a floor (``floor="none" | "linear" | "gated"``)
-adaptive-paper the adaptive teacher as section IV states it: no prior, no floor
+adaptive-paper the adaptive teacher without our prior and floor (literal=True: Algorithm 1 line 9)
 tscl-online    TSCL bandit, exponential average of score changes
 tscl-naive     TSCL bandit, slopes over fixed windows of steps
 tscl-window    TSCL bandit, slope of each arm's last scores

@@ -20,7 +20,8 @@ adr            OpenAI et al. 2019 (automatic domain randomisation): ω uniform i
 The rules follow the reference implementations as read in
 ``../shared/reference/curriculum-teachers.md`` (teachDeepRL ``alp_gmm.py``, TeachMyAgent
 ``adr.py``); the defaults that differ are set for episodes of 50-250 env steps (theirs
-run for thousands of episodes) and are named in each class.
+run for thousands of episodes) and are named in each class, as are the two points where
+ADR's rules differ from TeachMyAgent's code (and a setting that follows it).
 """
 
 from __future__ import annotations
@@ -215,16 +216,35 @@ class ADRTeacher(OmegaTeacher):
     ω is drawn uniformly in the current box ``[lower, upper]`` (per coordinate, in the
     unit box). With probability ``boundary_p`` one coordinate, chosen uniformly, is set
     to one of its current bounds instead: the lower or the upper at random, unless one
-    of them is already at the global limit, then the other (TeachMyAgent's rule). The
-    student's performance at a boundary step, its normalised validation loss measured
-    there, joins that bound's queue; when the queue holds ``queue_len`` values its mean
-    decides: below ``expand_below`` the bound moves ``step`` outwards (the lower one
-    down, the upper one up, within the global limits), above ``contract_above`` it
-    moves ``step`` inwards (never past the other bound); then the queue is emptied.
+    of them is already at the global limit, then the other. The student's performance
+    at a boundary step, its normalised validation loss measured there, joins that
+    bound's queue; when the queue holds ``queue_len`` values its mean decides: below
+    ``expand_below`` the bound moves ``step`` outwards (the lower one down, the upper one
+    up, within the global limits), above ``contract_above`` it moves ``step`` inwards
+    (never past the other bound); then the queue is emptied.
 
     The box starts as the single point at the easiest corner (``info["omega_easiest"]``):
     the curriculum starts easy and widens towards the hardest tasks as the student
     masters them. ``step`` is a fraction of each coordinate's range.
+
+    Where this differs from TeachMyAgent's ``ADR`` (``teachers/algos/adr.py``), and why:
+
+    - **Which queues get a measurement.** Here only the bound the step sampled, as in
+      OpenAI's Algorithm 1 (a boundary step evaluates one bound, ``D_i``). TeachMyAgent
+      appends the reward to the queue of every coordinate whose value equals one of its
+      bounds, both bounds when they coincide: at the single-point start every episode
+      feeds all ``2d`` queues, so every coordinate widens after ``queue_len`` episodes,
+      from measurements most of which did not target that bound.
+    - **Which side is sampled when a bound is at its limit.** Here the other side: a
+      bound at its global limit cannot widen, so sampling it would only spend steps (a
+      bound at its limit never narrows either, unless both are there, then a side is
+      drawn at random). TeachMyAgent's code draws a side at random while at most one
+      bound is at its limit (its comment says it means to skip a bound at its limit),
+      and samples no bound at all when both are.
+
+    ``reference="teachmyagent"`` follows TeachMyAgent's code on both points instead.
+    ``teacher/expansions`` and ``teacher/contractions`` count the moves that changed a
+    bound, not decisions that the limits or the other bound clipped to nothing.
 
     Defaults for this env: ``expand_below = 0.55``, the normalised loss at which the
     static and adaptive teachers call a level learnt (see
@@ -240,6 +260,8 @@ class ADRTeacher(OmegaTeacher):
         expand_below: a mean normalised loss below this widens the bound.
         contract_above: a mean normalised loss above this narrows it.
         start: the box's starting point in the unit box (``None``: the easiest corner).
+        reference: ``None`` (the rules above) or ``"teachmyagent"`` (its code's queue and
+            side rules).
     """
 
     boundary_p: float = 0.5
@@ -248,9 +270,15 @@ class ADRTeacher(OmegaTeacher):
     expand_below: float = 0.55
     contract_above: float = 0.8
     start: Sequence[float] | None = None
+    reference: str | None = None
     vector = True
 
     def __post_init__(self) -> None:
+        if self.reference not in (None, "teachmyagent"):
+            raise ValueError(
+                f"reference={self.reference!r} is unknown; use None (the default rules) or "
+                "'teachmyagent'."
+            )
         _check_fraction("boundary_p", self.boundary_p)
         _check_fraction("step", self.step, open_low=True)
         _check_int("queue_len", self.queue_len, 1)
@@ -273,6 +301,7 @@ class ADRTeacher(OmegaTeacher):
         self.upper: np.ndarray | None = None
         self.queues: dict[tuple[int, str], deque[float]] = {}
         self.boundary: tuple[int, str] | None = None  # the bound the last step sampled
+        self.sampled: np.ndarray | None = None  # the last step's point, in the unit box
         self.moves = {"expand": 0, "contract": 0}
 
     def choose_omega(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
@@ -280,10 +309,26 @@ class ADRTeacher(OmegaTeacher):
         if self.lower is None:
             self._start(info, len(low))
         measured = self.measured(info)
-        if measured is not None and self.boundary is not None:
-            self.record(self.boundary, measured[1])
+        if measured is not None:
+            for bound in self.measured_bounds():
+                self.record(bound, measured[1])
         x = self.sample()
+        self.sampled = x.copy()
         return low + x * (high - low)
+
+    def measured_bounds(self) -> list[tuple[int, str]]:
+        """The bounds whose queues get the last step's measurement: the one it sampled, or
+        (``reference="teachmyagent"``) every bound its point sits on."""
+        if self.reference != "teachmyagent":
+            return [] if self.boundary is None else [self.boundary]
+        if self.sampled is None:
+            return []
+        assert self.lower is not None and self.upper is not None
+        bounds = []
+        for j, value in enumerate(self.sampled):
+            bounds += [(j, "lower")] * bool(value == self.lower[j])
+            bounds += [(j, "upper")] * bool(value == self.upper[j])
+        return bounds
 
     def _start(self, info: Mapping[str, Any], dim: int) -> None:
         if self.start is not None:
@@ -307,6 +352,12 @@ class ADRTeacher(OmegaTeacher):
         if self.rng.uniform() < self.boundary_p:
             j = int(self.rng.integers(len(x)))
             at_low, at_high = self.lower[j] <= 0.0, self.upper[j] >= 1.0
+            if self.reference == "teachmyagent":
+                if not (at_low and at_high):
+                    side = "lower" if self.rng.uniform() < 0.5 else "upper"
+                    x[j] = self.upper[j] if side == "upper" else self.lower[j]
+                    self.boundary = (j, side)
+                return x
             if at_low and not at_high:
                 side = "upper"
             elif at_high and not at_low:
@@ -328,13 +379,12 @@ class ADRTeacher(OmegaTeacher):
         queue.clear()
         j, side = bound
         if mean < self.expand_below:
-            direction = 1.0 if side == "upper" else -1.0
-            self.moves["expand"] += 1
+            move, direction = "expand", 1.0 if side == "upper" else -1.0
         elif mean > self.contract_above:
-            direction = -1.0 if side == "upper" else 1.0
-            self.moves["contract"] += 1
+            move, direction = "contract", -1.0 if side == "upper" else 1.0
         else:
             return
+        before = (self.lower[j], self.upper[j])
         if side == "upper":
             self.upper[j] = float(
                 np.clip(self.upper[j] + direction * self.step, self.lower[j], 1.0)
@@ -343,10 +393,12 @@ class ADRTeacher(OmegaTeacher):
             self.lower[j] = float(
                 np.clip(self.lower[j] + direction * self.step, 0.0, self.upper[j])
             )
+        self.moves[move] += int((self.lower[j], self.upper[j]) != before)
 
     def summary(self) -> dict[str, float]:
-        """``teacher/expansions``, ``teacher/contractions`` and ``teacher/box_width`` (the
-        mean width of the final box, as a fraction of each range)."""
+        """``teacher/expansions`` and ``teacher/contractions`` (moves that changed a bound)
+        and ``teacher/box_width`` (the mean width of the final box, as a fraction of each
+        range)."""
         if getattr(self, "lower", None) is None:
             return {}
         return {

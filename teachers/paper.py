@@ -110,6 +110,8 @@ class StaticTeacher(OmegaTeacher):
 
 #: The floors the adaptive teacher can put under its base ω (see :class:`AdaptiveTeacher`).
 FLOORS = ("none", "linear", "gated")
+#: The validation losses the adaptive teacher can read: ``info`` key by name.
+LOSSES = {"normalized": "val_loss_normalized", "raw": "val_loss"}
 
 
 @register_teacher("adaptive")
@@ -134,8 +136,11 @@ class AdaptiveTeacher(OmegaTeacher):
     ω it is the reverse (requirement 3). ``target_loss=0`` is Algorithm 1's line 9 read
     literally, ``ω ← ω - step · sign(dL/dω)``: descend the loss itself.
 
-    Table I's teacher update rate (4) is the env's ``update_rate`` (meta-steps per env
-    step), so this teacher updates on every ``act``.
+    ``L`` is the validation loss divided by the chance level ``log n`` (``loss=
+    "normalized"``, so that one ``target_loss`` serves every n), or the loss itself
+    (``loss="raw"``, the paper's "meta validation loss"). Table I's teacher update rate
+    (4) is the env's ``update_rate`` (meta-steps per env step), so this teacher updates on
+    every ``act``.
 
     A vector ω (a task family with several parameters) is the paper's general case: the
     teacher perturbs every coordinate, estimates each partial derivative by the same
@@ -229,6 +234,7 @@ class AdaptiveTeacher(OmegaTeacher):
         floor: ``"none"``, ``"linear"`` or ``"gated"`` (see above).
         push_until: the fraction of the budget (of its clock, for ``"gated"``) at
             which the floor reaches ``omega_max``.
+        loss: ``"normalized"`` (the validation loss / ``log n``) or ``"raw"``.
     """
 
     target_loss: float = 0.55
@@ -241,6 +247,7 @@ class AdaptiveTeacher(OmegaTeacher):
     min_delta: float = 0.05
     floor: str = "linear"
     push_until: float = 0.75
+    loss: str = "normalized"
     vector = True
 
     def __post_init__(self) -> None:
@@ -254,6 +261,8 @@ class AdaptiveTeacher(OmegaTeacher):
             raise ValueError(f"min_delta={self.min_delta!r} must be a finite number > 0.")
         if self.floor not in FLOORS:
             raise ValueError(f"floor={self.floor!r} is unknown; choose one of {FLOORS}.")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss={self.loss!r} is unknown; choose one of {tuple(LOSSES)}.")
         check_fraction("push_until", self.push_until)
         if not isinstance(self.window, int) or self.window < 2:
             raise ValueError(
@@ -286,6 +295,9 @@ class AdaptiveTeacher(OmegaTeacher):
         if self.base is None:
             self.base = np.atleast_1d(np.asarray(info["omega"], dtype=float)) / scale
         measured = self.measured(info)
+        if measured is not None and self.loss == "raw":
+            raw = float(info[LOSSES["raw"]])
+            measured = (measured[0], raw) if math.isfinite(raw) else None
         if measured is not None:
             x = np.atleast_1d(np.asarray(measured[0], dtype=float)) / scale
             self.history.append((x, measured[1]))
@@ -357,16 +369,42 @@ class AdaptiveTeacher(OmegaTeacher):
 @register_teacher("adaptive-paper")
 @dataclass(eq=False)
 class PaperAdaptiveTeacher(AdaptiveTeacher):
-    """Section IV-B as written: the adaptive teacher with no prior and no floor.
+    """The adaptive teacher with only what section IV-B states: no prior, no floor.
 
     Finite differences of the validation loss under uniform perturbation of ω, a
-    gradient threshold, a sign step of 2 (Table I), no schedule: only what the paper
-    states. The same class as ``adaptive`` with other defaults (``floor="none"``,
-    ``prior_weight=0``), so every kwarg of ``adaptive`` applies. ``target_loss`` stays:
-    requirements 1 and 2 (over- and under-performing) need a level to compare with, and
-    the paper names none.
+    gradient threshold, a sign step of 2 (Table I), no schedule. The same class as
+    ``adaptive`` with other defaults (``floor="none"``, ``prior_weight=0``), so every
+    kwarg of ``adaptive`` applies.
+
+    It is not Algorithm 1 taken literally, in two ways, both kept by default:
+
+    - it descends ``J = ½ (L - target_loss)²`` with ``target_loss = 0.55``, not ``L``:
+      requirements 1 and 2 (harder tasks for a student that over-performs, easier ones
+      for one that under-performs) need a level to compare with, which the paper does
+      not name; descending ``L`` itself only ever seeks the easiest tasks;
+    - it reads the loss divided by ``log n`` (chance), so that one target serves every n;
+      the paper reads the meta validation loss.
+
+    ``literal=True`` is line 9 as written, ``ω ← ω - step · sign(dL/dω)`` on the raw
+    validation loss (``target_loss=0``, ``loss="raw"``). Since the raw loss rises with
+    the number of classes, that rule walks to the easiest ω and stays near it (on the
+    analytic student, ``tests/teachers/test_paper_teachers.py``).
+
+    Args:
+        literal: Algorithm 1's line 9 as written (sets ``target_loss=0``, ``loss="raw"``).
     """
 
     prior_slope: float = 0.0
     prior_weight: float = 0.0
     floor: str = "none"
+    literal: bool = False
+
+    def __post_init__(self) -> None:
+        if self.literal:
+            if self.target_loss not in (0.0, AdaptiveTeacher.target_loss):
+                raise ValueError(
+                    f"literal=True descends the loss itself (target_loss=0); drop "
+                    f"target_loss={self.target_loss!r}, or drop literal."
+                )
+            self.target_loss, self.loss = 0.0, "raw"
+        super().__post_init__()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import metacurriculum
+from metacurriculum.benchmarks.plots import PLOTS
 from metacurriculum.cli import main, parse_kwargs, parse_seeds, parse_teacher_kwargs
 from metacurriculum.envs import MetaCurriculumConfig, list_families, make_family
 from metacurriculum.teachers import list_teachers
@@ -89,12 +90,12 @@ def test_bench_then_table_and_plot(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"### {ANALYTIC}" in printed and "| adaptive | 2 |" in printed
     assert (out / "results.md").is_file() and (out / "results.csv").is_file()
-    assert len(list((out / "plots").glob("*.png"))) == 3
+    assert len(list((out / "plots").glob("*.png"))) == len(PLOTS)
     for command in ("table", "report"):
         assert main([command, str(out)]) == 0
         assert "| none | 2 |" in capsys.readouterr().out
     assert main(["plot", str(out), "--out", str(tmp_path / "pngs")]) == 0
-    assert len(list((tmp_path / "pngs").glob("*.png"))) == 3
+    assert len(list((tmp_path / "pngs").glob("*.png"))) == len(PLOTS)
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from metacurriculum.benchmarks import stats, tables
+from metacurriculum.benchmarks import intervals, stats, tables
 from metacurriculum.benchmarks.stats import Run
 
 
@@ -43,63 +42,46 @@ def fake_run(
     return Run(Path(f"/nowhere/{env_id}/{teacher}/seed_{seed}"), config, summary, evaluation)
 
 
-def test_iqm_is_the_mean_of_the_middle_half():
-    values = [100.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -50.0]
-    assert stats.iqm(values) == pytest.approx(np.mean([2.0, 3.0, 4.0, 5.0]))
-    assert stats.iqm(values) == pytest.approx(scipy_stats.trim_mean(values, 0.25))
-    assert stats.iqm([1.0, 2.0, 4.0]) == pytest.approx(7 / 3)  # too few to trim
-
-
-def test_bootstrap_ci_contains_the_statistic_and_is_reproducible():
-    values = np.array([0.8, 1.1, 0.9, 1.3, 1.0, 0.7, 1.2])
-    low, high = stats.bootstrap_ci(values, np.mean)
-    assert low < values.mean() < high
-    assert (low, high) == stats.bootstrap_ci(values, np.mean)  # seeded
-    low, high = stats.bootstrap_ci(values, stats._iqm_axis)
-    assert low <= stats.iqm(values) <= high
-    noisy = np.random.default_rng(0).normal(size=20)
-    assert stats.bootstrap_ci(noisy, np.mean, seed=1) != stats.bootstrap_ci(noisy, np.mean)
-
-
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [([0.5], (0.5, 0.5)), ([0.3, 0.3, 0.3], (0.3, 0.3)), ([], (math.nan, math.nan))],
-    ids=["one-seed", "constant", "empty"],
-)
-def test_bootstrap_ci_degenerate_cases(values, expected):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        result = stats.bootstrap_ci(values, stats._iqm_axis)
-    np.testing.assert_equal(result, expected)
-
-
-def test_welch_p_matches_scipy_and_handles_small_samples():
-    a, b = [1.0, 1.2, 0.9, 1.1, 1.05], [1.4, 1.5, 1.35, 1.6]
-    expected = scipy_stats.ttest_ind(a, b, equal_var=False).pvalue
-    assert stats.welch_p(a, b) == pytest.approx(expected, rel=1e-12)
-    assert math.isnan(stats.welch_p([1.0], b))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert math.isnan(stats.welch_p([2.0, 2.0], [2.0, 2.0]))
-
-
-def test_summarize_gives_one_row_per_teacher_sorted_by_iqm():
+def test_summarize_gives_one_row_per_teacher_sorted_by_mean():
     runs = [fake_run("none", s, loss) for s, loss in enumerate([2.0, 2.2, 2.1, 2.3])]
-    runs += [fake_run("adaptive", s, loss) for s, loss in enumerate([1.0, 1.2, 1.1, 9.0])]
-    runs += [fake_run("random", 0, 1.5), fake_run("random", 1, None)]  # one diverged
+    runs += [fake_run("adaptive", s, loss) for s, loss in enumerate([1.0, 1.2, 1.1, 1.4])]
+    runs += [fake_run("random", 0, 2.1), fake_run("random", 1, None)]  # one diverged
     rows = stats.summarize(runs)
     assert [r.teacher for r in rows] == ["adaptive", "random", "none"]
     adaptive, random_, none = rows
-    mean, robust, p = adaptive.metrics["loss"][:3]
-    assert mean.value == pytest.approx(np.mean([1.0, 1.2, 1.1, 9.0]))
-    assert robust.value == pytest.approx(np.mean([1.1, 1.2]))
+    mean, robust, versus = adaptive.metrics["loss"]
+    assert mean.value == pytest.approx(1.175)
+    assert robust.value == pytest.approx(np.mean([1.1, 1.2]))  # 4 seeds: one trimmed per end
     assert mean.low <= mean.value <= mean.high
-    expected = scipy_stats.ttest_ind([1.0, 1.2, 1.1, 9.0], [2.0, 2.2, 2.1, 2.3], equal_var=False)
-    assert p == pytest.approx(expected.pvalue)
+    expected = scipy_stats.ttest_rel([1.0, 1.2, 1.1, 1.4], [2.0, 2.2, 2.1, 2.3])
+    assert versus.paired_t_p == pytest.approx(expected.pvalue)
+    assert versus.difference.value == pytest.approx(1.175 - 2.15)
+    assert versus.improvement_probability == 1.0  # every adaptive run below every none run
+    assert adaptive.metrics["accuracy"].versus.improvement_probability == 1.0
     assert adaptive.metrics["accuracy"][0].value == pytest.approx(1 - mean.value / 10)
-    assert random_.seeds == 1 and math.isnan(random_.metrics["loss"][2])
-    assert random_.metrics["loss"][1] == stats.Estimate(1.5, 1.5, 1.5)
-    assert math.isnan(none.metrics["loss"][2])  # the baseline is not tested against itself
+    assert random_.seeds == 1 and math.isnan(random_.metrics["loss"].versus.paired_t_p)
+    assert random_.metrics["loss"].mean.value == 2.1 and math.isnan(
+        random_.metrics["loss"].mean.low
+    )
+    assert none.metrics["loss"].versus is None  # the baseline is not tested against itself
+
+
+def test_p_values_are_holm_adjusted_over_the_teachers_compared_with_the_baseline():
+    base = [2.0, 2.2, 2.1, 2.3, 2.05, 2.4]
+    runs = [fake_run("none", s, loss) for s, loss in enumerate(base)]
+    shifts = {"a": [0.1, 0.3, 0.2, 0.25, 0.15, 0.2], "b": [0.05, -0.1, 0.1, 0.0, 0.02, 0.3]}
+    shifts["c"] = [-0.2, -0.1, -0.3, -0.25, -0.15, -0.4]
+    for teacher, shift in shifts.items():
+        runs += [
+            fake_run(teacher, s, b + d) for s, (b, d) in enumerate(zip(base, shift, strict=True))
+        ]
+    rows = {r.teacher: r.metrics["loss"].versus for r in stats.summarize(runs)}
+    raw = [rows[t].paired_t_p for t in shifts]
+    np.testing.assert_allclose([rows[t].paired_t_holm for t in shifts], intervals.holm(raw))
+    assert all(rows[t].paired_t_holm >= rows[t].paired_t_p for t in shifts)
+    wilcoxon = [rows[t].wilcoxon_p for t in shifts]
+    assert all(math.isfinite(w) for w in wilcoxon)  # 6 pairs: Wilcoxon is reported
+    np.testing.assert_allclose([rows[t].wilcoxon_holm for t in shifts], intervals.holm(wilcoxon))
 
 
 def test_results_files_and_markdown(tmp_path):
@@ -117,24 +99,30 @@ def test_results_files_and_markdown(tmp_path):
         ("Env-v0", "static"),
         ("Other-v0", "none"),
     }
-    assert float(table[0]["loss_iqm"]) == pytest.approx(1.1)
-    assert {"loss_mean_low", "loss_iqm_high", "loss_p_vs_none", "accuracy_iqm"} <= set(table[0])
+    assert float(table[0]["loss_mean"]) == pytest.approx(1.1)
+    assert table[0]["loss_iqm"] == "nan"  # 3 seeds: no IQM
+    columns = {"loss_mean_low", "loss_iqm_high", "loss_welch_p_vs_none", "accuracy_iqm"}
+    columns |= {"loss_diff_vs_none_low", "loss_paired_t_p_holm_vs_none"}
+    columns |= {"loss_improvement_probability_vs_none", "loss_zero_variance_vs_none"}
+    assert columns <= set(table[0])
     with open(tmp_path / "runs.csv") as f:
         assert len(list(csv.DictReader(f))) == 7
     text = (tmp_path / "results.md").read_text()
     assert "### Env-v0" in text and "### Other-v0" in text
     assert "| static | 3 | 0 | 1.1000 [" in text and "| none | 3 | 0 |" in text
+    assert "Holm-adjusted" in text and "t-interval" in text
 
 
-def test_bootstrap_band_handles_one_seed_and_ragged_runs():
+def test_band_handles_one_seed_and_ragged_runs():
     one = np.array([[1.0, 2.0, 3.0]])
-    mean, low, high = stats.bootstrap_band(one)
+    mean, low, high = stats.band(one)
     np.testing.assert_array_equal(mean, low)
     np.testing.assert_array_equal(mean, high)
     ragged = stats.stack([np.array([1.0, 2.0, 3.0]), np.array([3.0, 4.0])])
-    mean, low, high = stats.bootstrap_band(ragged)
+    mean, low, high = stats.band(ragged)
     np.testing.assert_allclose(mean, [2.0, 3.0, 3.0])
-    assert np.all(low <= mean) and np.all(mean <= high)
+    half = scipy_stats.t.ppf(0.975, 1) * scipy_stats.sem([1.0, 3.0])
+    np.testing.assert_allclose(low, [2.0 - half, 3.0 - half, 3.0])  # the last point: one run
 
 
 def test_load_runs_without_finished_runs_says_what_to_do(tmp_path):
@@ -188,7 +176,7 @@ def test_results_md_names_settings_that_differ_between_runs(tmp_path):
     same = [fake_run("none", s, 2.0) for s in range(2)]
     tables.write_results(stats.summarize(same), same, tmp_path)
     text = (tmp_path / "results.md").read_text()
-    assert "budget 100 meta-steps" in text and "differ" not in text
+    assert "budget 100 meta-steps" in text and "differ in their settings" not in text
 
 
 def test_runs_csv_holds_numbers_not_timings_and_relative_folders(tmp_path):
@@ -200,34 +188,21 @@ def test_runs_csv_holds_numbers_not_timings_and_relative_folders(tmp_path):
     assert not {"train_seconds", "finished"} & set(rows[0])
 
 
-def test_paired_p_matches_scipy_and_handles_degenerate_pairs():
-    a, b = [1.0, 1.2, 0.9, 1.1, 1.05, 0.8], [1.4, 1.5, 1.35, 1.6, 1.3, 1.2]
-    t, w = stats.paired_p(a, b)
-    assert t == pytest.approx(scipy_stats.ttest_rel(a, b).pvalue, rel=1e-12)
-    assert w == pytest.approx(scipy_stats.wilcoxon(a, b).pvalue, rel=1e-12)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert all(math.isnan(v) for v in stats.paired_p([1.0], [2.0]))
-        assert all(math.isnan(v) for v in stats.paired_p([1.0, 2.0], [1.0, 2.0]))
-
-
 def test_paired_tests_pair_the_seeds_both_teachers_have():
     runs = [fake_run("none", s, loss) for s, loss in enumerate([2.0, 2.3, 2.1, 2.6, 1.9])]
     runs += [fake_run("adaptive", s, loss) for s, loss in enumerate([1.6, 2.0, 1.9, 2.0])]
     runs[4] = fake_run("none", 4, 2.2, diverged=True)  # left out: no pair for seed 4 either
     runs[3] = fake_run("none", 3, 2.6)
     rows = {r.teacher: r for r in stats.summarize(runs)}
-    loss = rows["adaptive"].metrics["loss"]
+    loss = rows["adaptive"].metrics["loss"].versus
     paired_none, paired_adaptive = [2.0, 2.3, 2.1, 2.6], [1.6, 2.0, 1.9, 2.0]
     assert loss.pairs == 4
     assert loss.paired_t_p == pytest.approx(
         scipy_stats.ttest_rel(paired_adaptive, paired_none).pvalue
     )
-    assert loss.wilcoxon_p == pytest.approx(
-        scipy_stats.wilcoxon(paired_adaptive, paired_none).pvalue
-    )
+    assert math.isnan(loss.wilcoxon_p)  # 4 pairs: Wilcoxon cannot say anything
     assert loss.paired_t_p < loss.welch_p  # pairing removes what the seeds share
-    assert math.isnan(rows["none"].metrics["loss"].paired_t_p)
+    assert rows["none"].metrics["loss"].versus is None
 
 
 def test_results_report_pre_adaptation_scores_sample_efficiency_and_paired_tests(tmp_path):
@@ -243,6 +218,7 @@ def test_results_report_pre_adaptation_scores_sample_efficiency_and_paired_tests
         "target_auc_mean",
         "loss_paired_t_p_vs_none",
         "loss_wilcoxon_p_vs_none",
+        "target_auc_paired_t_p_holm_vs_none",
         "accuracy_pairs",
     ):
         assert column in row
@@ -250,5 +226,6 @@ def test_results_report_pre_adaptation_scores_sample_efficiency_and_paired_tests
     assert float(row["target_auc_mean"]) == pytest.approx(2.0)
     assert row["loss_pairs"] == "3"
     text = (tmp_path / "results.md").read_text()
-    assert "| teacher | pairs | p paired t (loss) | p Wilcoxon (loss) |" in text
-    assert "| static | 3 |" in text and "target-loss AUC" in text
+    assert "**Sample efficiency: the target-loss AUC" in text and "**Before adaptation**" in text
+    assert "| static | 0.2000 [0.2000, 0.2000] |" not in text  # the loss comes first
+    assert "| static | 3.0000 [3.0000, 3.0000] | 0.2000 [0.2000, 0.2000] |" in text

@@ -79,18 +79,21 @@ def test_omega_plot_has_a_panel_per_coordinate(vector_bench, tiny_config, monkey
     finish = plots._finish
 
     def capture(fig, axes, path):
-        titles = [[ax.get_title() for ax in column if ax.get_visible()] for column in axes.T]
-        panels[path.name] = titles
+        visible = [ax for ax in axes.flat if ax.get_visible()]
+        panels[path.name] = [(ax.get_title(), ax.get_ylabel()) for ax in visible]
         return finish(fig, axes, path)
 
     monkeypatch.setattr(plots, "_finish", capture)
     paths = plot_all(config.out)
     assert sorted(p.name for p in paths) == sorted(plots.PLOTS)
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
-    scalar_column, vector_column = panels["omega.png"]  # envs in sorted order
-    assert scalar_column == [ANALYTIC]
-    assert [title.splitlines()[-1] for title in vector_column] == [f"ω: {n}" for n in NAMES]
-    assert vector_column[0].startswith(MULTI)
+    # envs in sorted order; a panel per teacher, a row of them per coordinate
+    omega = panels["omega.png"]
+    assert omega[0] == (f"{ANALYTIC}\nnone (1 seed)", "ω (classes per task)")
+    vector = omega[1:]
+    assert [label for _, label in vector] == [f"ω: {n}" for n in NAMES for _ in range(2)]
+    assert [title.splitlines()[0] for title, _ in vector[::2]] == [MULTI] * 3
+    assert [title for title, _ in vector[1::2]] == ["random (2 seeds)"] * 3
 
 
 @pytest.mark.parametrize(

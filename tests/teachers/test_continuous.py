@@ -162,7 +162,9 @@ def test_adr_widens_a_bound_where_the_student_copes_and_narrows_it_where_not():
         for loss in (0.1, 0.1, 0.1):
             teacher.record((0, "upper"), loss)
     assert teacher.upper[0] == 1.0
-    assert teacher_summary(teacher)["teacher/expansions"] == 11.0
+    # 1 + 5 moves changed a bound; the 5 decisions clipped at the limit are not expansions
+    assert teacher_summary(teacher)["teacher/expansions"] == 6.0
+    assert teacher_summary(teacher)["teacher/contractions"] == 1.0  # the second was clipped
 
 
 def test_adr_feeds_a_boundary_steps_loss_to_that_bounds_queue():
@@ -176,6 +178,45 @@ def test_adr_feeds_a_boundary_steps_loss_to_that_bounds_queue():
     assert bound is not None
     assert teacher.upper.sum() == pytest.approx(0.2 * teacher.moves["expand"])
     assert teacher.moves["expand"] >= 2
+
+
+def drive_adr(teacher: ADRTeacher, steps: int, loss: float = 0.1) -> None:
+    """``steps`` acts, each measuring ``loss`` at the previous choice."""
+    info = unit_info(2, val_loss_normalized=loss, meta_step=1)
+    for t in range(1, steps + 1):
+        omega = np.asarray(teacher.act(None, info))
+        info = unit_info(2, omega=omega, val_loss_normalized=loss, meta_step=t)
+
+
+def test_adr_as_in_teachmyagent_feeds_every_bound_the_point_sits_on():
+    """At the single-point start every step sits on all four bounds: TeachMyAgent feeds
+    every queue, so both coordinates widen after queue_len steps. The default feeds only
+    the sampled bound (OpenAI's Algorithm 1): one boundary step in two, one bound each."""
+    reference = adr_ready(queue_len=3, boundary_p=0.5, reference="teachmyagent")
+    drive_adr(reference, steps=2)  # two measurements in every queue
+    assert reference.upper.tolist() == [0.0, 0.0]
+    drive_adr(reference, steps=1)  # the third fills them
+    assert reference.upper.tolist() == [pytest.approx(0.2), pytest.approx(0.2)]
+    assert reference.lower.tolist() == [0.0, 0.0]  # at the limit: clipped, not counted
+    assert teacher_summary(reference)["teacher/expansions"] == 2.0
+    default = adr_ready(queue_len=3, boundary_p=0.5)
+    drive_adr(default, steps=3)
+    assert default.upper.sum() == 0.0  # at most three boundary steps, split over two bounds
+
+
+def test_adr_as_in_teachmyagent_samples_either_side_unless_both_are_at_the_limit():
+    teacher = adr_ready(dim=1, boundary_p=1.0, reference="teachmyagent")
+    sides = set()
+    for _ in range(40):  # the lower bound is at its limit: TeachMyAgent still draws it
+        teacher.sample()
+        sides.add(teacher.boundary[1])
+    assert sides == {"lower", "upper"}
+    teacher.upper[:] = 1.0  # both at the limit: no boundary step
+    assert teacher.boundary is not None
+    teacher.sample()
+    assert teacher.boundary is None
+    with pytest.raises(ValueError, match="reference='openai' is unknown"):
+        ADRTeacher(reference="openai")
 
 
 def test_adr_orients_a_coordinate_whose_low_end_is_hardest():

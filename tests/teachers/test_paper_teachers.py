@@ -262,3 +262,31 @@ def test_adaptive_paper_is_the_adaptive_teacher_without_prior_or_floor():
     # no prior: on a loss flat in ω the slope is 0 and the teacher holds
     flat_env = FakeEnv(lambda omega, t, visits: 0.9, n_max=9, budget=100, omega_init=5.0)
     assert set(np.round(drive(teacher, flat_env, steps=30)["omegas"])) <= {4.0, 5.0, 6.0}
+
+
+def run_analytic(teacher, steps: int = 100, seed: int = 0) -> tuple[np.ndarray, list[dict]]:
+    env = gym.make("MetaCurriculum-Analytic-v0", budget=4 * steps, max_episode_steps=steps)
+    obs, info = env.reset(seed=seed)
+    teacher.reset(env.observation_space, env.action_space, seed=seed)
+    infos = []
+    for _ in range(steps):
+        obs, _, _, _, info = env.step(teacher.act(obs, info))
+        infos.append(info)
+    return np.array([i["omega"] for i in infos]), infos
+
+
+def test_adaptive_paper_literal_descends_the_raw_loss_and_sits_near_the_easiest_omega():
+    """Algorithm 1's line 9 as written: the raw loss rises with the number of classes, so
+    descending it walks to the easiest ω; the default (a target of 0.55 on the loss per
+    log n) climbs to the hardest as the analytic student learns."""
+    literal = make_teacher("adaptive-paper", literal=True)
+    assert (literal.target_loss, literal.loss) == (0.0, "raw")
+    omegas, infos = run_analytic(literal)
+    assert omegas[50:].mean() < 2.0 + 2 * literal.perturbation
+    last = infos[-2]  # measured at the last act
+    assert literal.history[-1][1] == last["val_loss"] != last["val_loss_normalized"]
+    assert run_analytic(make_teacher("adaptive-paper"))[0][50:].mean() > 10.0
+    with pytest.raises(ValueError, match="literal=True descends the loss itself"):
+        make_teacher("adaptive-paper", literal=True, target_loss=0.3)
+    with pytest.raises(ValueError, match="loss='log' is unknown"):
+        make_teacher("adaptive", loss="log")

@@ -72,7 +72,8 @@ def task_distributions(
 
 
 def measurement(evaluation: Evaluation) -> Measurement:
-    """The post-adaptation :class:`Measurement` of an evaluation (its last inner step)."""
+    """The post-adaptation :class:`Measurement` of an evaluation (its last inner step; an
+    evaluation made with ``final_only`` holds no other)."""
     loss = evaluation.task_query_loss[:, -1]
     chance = np.array([chance_loss(n) for n in evaluation.n_way])
     return Measurement(
@@ -154,12 +155,14 @@ class LearnerStudents:
             self.val_tasks.sample(omega, self.config.val_tasks, self._row(row).val)
             for row, omega in zip(rows, omegas, strict=True)
         ]
-        return [measurement(e) for e in self.population.evaluate(batches, list(rows))]
+        evaluations = self.population.evaluate(batches, list(rows), final_only=True)
+        return [measurement(e) for e in evaluations]
 
     def evaluate_target(self, rows: Sequence[int]) -> list[Measurement]:
         """Each row measured on its fixed target tasks."""
         batches = [self._row(row).target for row in rows]
-        return [measurement(e) for e in self.population.evaluate(batches, list(rows))]
+        evaluations = self.population.evaluate(batches, list(rows), final_only=True)
+        return [measurement(e) for e in evaluations]
 
     def step(
         self, rows: Sequence[int], omegas: Sequence[Any], meta_steps: int

@@ -20,8 +20,9 @@ task's ``n`` are ``-inf``, so every back-end gives each task what it would get a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import Tensor
@@ -34,6 +35,7 @@ from metacurriculum.student.network import Params
 if TYPE_CHECKING:
     from metacurriculum.student.learners import Learner
 
+T = TypeVar("T")
 #: Per-task statistics of a meta-step, each ``[T]``: ``query_loss``, ``query_acc``, ``support_loss``.
 Stats = dict[str, Tensor]
 STATS = ("query_loss", "query_acc", "support_loss")
@@ -122,14 +124,27 @@ class Ops:
         functional: True under ``torch.func.vmap``: inner gradients by ``torch.func.grad``
             and batch norm from primitive ops (``F.batch_norm``'s batched double backward
             is wrong); else ``torch.autograd`` and ``F.batch_norm`` where nothing is padded.
+        channels_last: Activations laid out channels-last (the CPU's fast layout).
+        twice: What is computed will be differentiated twice (the inner steps of a
+            second-order learner): batch norm from primitive ops, whose double backward
+            is fast (see :func:`~metacurriculum.student.network.batch_norm`).
     """
 
     eps: float
     functional: bool = False
+    channels_last: bool = False
+    twice: bool = False
+
+    def differentiated_twice(self, twice: bool = True) -> Ops:
+        """These ops for a computation that is (or is not) differentiated twice."""
+        return self if self.twice == twice else replace(self, twice=twice)
 
     def features(self, params: Params, x: Tensor, mask: Tensor | None) -> Tensor:
         """``[T, N, F]`` body features of ``[T, N, C, H, W]`` images."""
-        return network.features(params, x, mask, eps=self.eps, fused=not self.functional)
+        fused = not (self.functional or self.twice)
+        return network.features(
+            params, x, mask, eps=self.eps, fused=fused, channels_last=self.channels_last
+        )
 
     def logits(self, params: Params, x: Tensor, mask: Tensor | None) -> Tensor:
         """``[T, N, n_max]`` logits of the whole network."""
@@ -175,6 +190,33 @@ class Ops:
         return value.detach(), dict(zip(inputs, grads, strict=True))
 
 
+def map_tasks(task: Callable[[int], T], count: int, device: torch.device) -> list[T]:
+    """``[task(0), ..., task(count - 1)]``, the tasks spread over torch's CPU threads.
+
+    With ``torch.get_num_threads() == k > 1`` (on the CPU), ``k`` Python threads compute
+    a task each while every torch op runs single-threaded; torch's intra-op threads are
+    restored after. A task's numbers never depend on the threads, and the results come
+    back in task order, so a meta-step gives the same bits whatever the thread count.
+    Tasks are independent and large (a task is many ops of milliseconds, during which
+    torch releases the GIL), which one intra-op pool over small ops is not: measured in
+    ``benchmarks/student_speed.py``. On CUDA the tasks run in order.
+    """
+    threads = torch.get_num_threads()
+    if threads <= 1 or count <= 1 or device.type != "cpu":
+        return [task(i) for i in range(count)]
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(min(threads, count), thread_name_prefix="task") as pool:
+            return list(pool.map(task, range(count)))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _functional(ops: Ops) -> Ops:
+    """``ops`` under ``torch.func.vmap``: channels-first (the layouts vmap batches)."""
+    return replace(ops, functional=True, channels_last=False)
+
+
 def _unbatched(params: Params) -> Params:
     return {name: p.unsqueeze(0) for name, p in params.items()}
 
@@ -183,7 +225,7 @@ def _unbatched(params: Params) -> Params:
 
 
 def loop_meta_gradient(
-    learner: Learner, params: Params, batch: MetaBatch, eps: float
+    learner: Learner, params: Params, batch: MetaBatch, ops: Ops
 ) -> tuple[Params, Stats]:
     """The meta-gradient of one student's mean task loss, one exact task at a time.
 
@@ -191,32 +233,34 @@ def loop_meta_gradient(
         learner: The learner.
         params: The student's meta-parameters (leaves that require grad).
         batch: The meta-batch, on the parameters' device and dtype.
-        eps: Batch-norm epsilon.
+        ops: The network's settings (batch-norm epsilon, layout).
 
     Returns:
         The gradient per parameter name, and the per-task statistics (:data:`STATS`).
     """
-    ops, tasks = Ops(eps), batch.num_tasks
-    total = {name: torch.zeros_like(p) for name, p in params.items()}
-    stats: dict[str, list[Tensor]] = {name: [] for name in STATS}
-    for i in range(tasks):
+    tasks = batch.num_tasks
+
+    def task(i: int) -> tuple[tuple[Tensor, ...], Stats]:
         loss, task_stats = learner.outer_losses(_unbatched(params), Tasks.exact(batch, i), ops)
-        # Back-propagating each task before the next keeps one task's graph in memory.
+        # Back-propagating each task at once keeps one task's graph (per thread) in memory.
         grads = torch.autograd.grad(
             loss.sum() / tasks, list(params.values()), materialize_grads=True
         )
+        return grads, task_stats
+
+    results = map_tasks(task, tasks, next(iter(params.values())).device)
+    total = {name: torch.zeros_like(p) for name, p in params.items()}
+    for grads, _ in results:  # in task order, so the sum is the same for any thread count
         for acc, g in zip(total.values(), grads, strict=True):
             acc.add_(g)
-        for name in STATS:
-            stats[name].append(task_stats[name])
-    return total, {name: torch.cat(values) for name, values in stats.items()}
+    return total, {name: torch.cat([r[1][name] for r in results]) for name in STATS}
 
 
 def vmap_meta_gradient(
-    learner: Learner, params: Params, batch: MetaBatch, eps: float
+    learner: Learner, params: Params, batch: MetaBatch, ops: Ops
 ) -> tuple[Params, Stats]:
     """Like :func:`loop_meta_gradient`, every padded task in one ``torch.func.vmap`` call."""
-    ops, classes = Ops(eps, functional=True), int(batch.n_way.max())
+    ops, classes = _functional(ops), int(batch.n_way.max())
     fields = [getattr(batch, name) for name in _PADDED]
 
     def one(p: Params, *task: Tensor) -> tuple[Tensor, Stats]:
@@ -235,19 +279,19 @@ def vmap_meta_gradient(
 
 
 def grouped_meta_gradient(
-    learner: Learner, params: Params, batch: MetaBatch, eps: float
+    learner: Learner, params: Params, batch: MetaBatch, ops: Ops
 ) -> tuple[Params, Stats]:
     """Like :func:`loop_meta_gradient`, every padded task in one grouped call (one student's
     parameters copied to each task)."""
     tasks = batch.num_tasks
     task_params = {name: p.unsqueeze(0).expand(tasks, *p.shape) for name, p in params.items()}
-    loss, stats = grouped_outer_losses(learner, task_params, batch, eps)
+    loss, stats = grouped_outer_losses(learner, task_params, batch, ops)
     grads = torch.autograd.grad(loss.mean(), list(params.values()), materialize_grads=True)
     return dict(zip(params, grads, strict=True)), stats
 
 
 def grouped_outer_losses(
-    learner: Learner, task_params: Params, batch: MetaBatch, eps: float
+    learner: Learner, task_params: Params, batch: MetaBatch, ops: Ops
 ) -> tuple[Tensor, Stats]:
     """Every task's outer loss in one grouped call, each task from its own parameters.
 
@@ -257,37 +301,51 @@ def grouped_outer_losses(
             functions of whatever the meta-gradient is taken with respect to (a
             student's, copied to each of its tasks).
         batch: The ``T`` tasks.
-        eps: Batch-norm epsilon.
+        ops: The network's settings.
 
     Returns:
         The ``[T]`` outer losses (differentiable) and the per-task statistics.
     """
-    return learner.outer_losses(task_params, Tasks.padded(batch), Ops(eps))
+    return learner.outer_losses(task_params, Tasks.padded(batch), ops)
 
 
 # ------------------------------------------------------------------------- evaluation curves
 
 
 def loop_curves(
-    learner: Learner, params: Params, batch: MetaBatch, eps: float, steps: int
+    learner: Learner,
+    params: Params,
+    batch: MetaBatch,
+    ops: Ops,
+    steps: int,
+    final_only: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Per-task query loss and accuracy before adaptation and after each of ``steps`` steps.
+    """Per-task query loss and accuracy before adaptation and after each of ``steps`` steps
+    (only after the last with ``final_only``).
 
     Returns:
-        Two ``[T, steps + 1]`` tensors: loss and accuracy.
+        Two ``[T, steps + 1]`` (or ``[T, 1]``) tensors: loss and accuracy.
     """
-    ops, params = Ops(eps), _unbatched({name: p.detach() for name, p in params.items()})
-    curves = [
-        learner.curves(params, Tasks.exact(batch, i), ops, steps) for i in range(batch.num_tasks)
-    ]
+    params = _unbatched({name: p.detach() for name, p in params.items()})
+    curves = map_tasks(
+        lambda i: learner.curves(params, Tasks.exact(batch, i), ops, steps, final_only),
+        batch.num_tasks,
+        batch.support_x.device,
+    )
     return torch.cat([c[0] for c in curves]), torch.cat([c[1] for c in curves])
 
 
 def vmap_curves(
-    learner: Learner, params: Params, batch: MetaBatch, eps: float, steps: int, chunk_size: int
+    learner: Learner,
+    params: Params,
+    batch: MetaBatch,
+    ops: Ops,
+    steps: int,
+    chunk_size: int,
+    final_only: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Like :func:`loop_curves`, ``chunk_size`` padded tasks per ``vmap`` call."""
-    ops = Ops(eps, functional=True)
+    ops = _functional(ops)
     detached = {name: p.detach() for name, p in params.items()}
     losses, accuracies = [], []
     for start in range(0, batch.num_tasks, chunk_size):
@@ -296,7 +354,7 @@ def vmap_curves(
 
         def one(*task: Tensor, classes: int = classes) -> tuple[Tensor, Tensor]:
             tasks = Tasks(*(t[None] for t in task), n=None, classes=classes)
-            loss, accuracy = learner.curves(_unbatched(detached), tasks, ops, steps)
+            loss, accuracy = learner.curves(_unbatched(detached), tasks, ops, steps, final_only)
             return loss[0], accuracy[0]
 
         with torch.no_grad():
@@ -310,10 +368,11 @@ def grouped_curves(
     learner: Learner,
     params: Params,
     batch: MetaBatch,
-    eps: float,
+    ops: Ops,
     steps: int,
     chunk_size: int,
     owner: Tensor | None = None,
+    final_only: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Like :func:`loop_curves`, ``chunk_size`` tasks per grouped call.
 
@@ -323,7 +382,6 @@ def grouped_curves(
         owner: ``[T]`` int64, the network each task starts from; ``None`` starts every
             task from ``params``.
     """
-    ops = Ops(eps)
     detached = {name: p.detach() for name, p in params.items()}
     losses, accuracies = [], []
     for start in range(0, batch.num_tasks, chunk_size):
@@ -336,7 +394,7 @@ def grouped_curves(
         else:
             rows = owner[start : start + chunk_size]
             task_params = {name: p.index_select(0, rows) for name, p in detached.items()}
-        loss, accuracy = learner.curves(task_params, Tasks.padded(chunk), ops, steps)
+        loss, accuracy = learner.curves(task_params, Tasks.padded(chunk), ops, steps, final_only)
         losses.append(loss)
         accuracies.append(accuracy)
     return torch.cat(losses), torch.cat(accuracies)

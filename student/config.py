@@ -22,6 +22,8 @@ from metacurriculum.student.settings import (
 )
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: How activations may be laid out (:attr:`StudentConfig.memory_format`).
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 
 def feature_size(image_size: int, depth: int) -> int:
@@ -80,6 +82,10 @@ class StudentConfig:
             :func:`~metacurriculum.student.settings.list_learners` (``"maml"``).
         learner_kwargs: The learner's settings; missing ones take its defaults (after
             construction this holds every one of them).
+        memory_format: How activations are laid out: ``"channels_last"`` (NHWC: on the
+            CPU, oneDNN's convolutions and max-pooling run several times faster),
+            ``"contiguous"`` (NCHW) or ``"auto"``: channels-last on the CPU, NCHW on CUDA
+            (not measured there). Values agree up to rounding.
     """
 
     n_max: int
@@ -95,13 +101,18 @@ class StudentConfig:
     init: str = "torch"
     learner: str = "maml"
     learner_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    memory_format: str = "auto"
 
     def __post_init__(self) -> None:
         for name, low in (("n_max", 1), ("in_channels", 1), ("hidden", 1), ("depth", 1)):
             _check_int(name, getattr(self, name), low)
         _check_int("image_size", self.image_size, 2)
         positive_real("StudentConfig.meta_lr", self.meta_lr, 0.001)
-        for name, known in (("batching", BATCHINGS), ("init", INITS)):
+        for name, known in (
+            ("batching", BATCHINGS),
+            ("init", INITS),
+            ("memory_format", MEMORY_FORMATS),
+        ):
             value = getattr(self, name)
             if value not in known:
                 raise ValueError(f"StudentConfig.{name}={value!r} is unknown; use one of {known}.")
@@ -141,23 +152,38 @@ class StudentConfig:
         return DTYPES[self.dtype]
 
     @property
+    def channels_last(self) -> bool:
+        """Whether activations are channels-last, with ``"auto"`` resolved for the device."""
+        if self.memory_format == "auto":
+            return self.torch_device.type == "cpu"
+        return self.memory_format == "channels_last"
+
+    @property
     def resolved_batching(self) -> str:
-        """The batching that runs, with ``"auto"`` resolved for the device."""
-        return resolve_batching(self.batching, self.torch_device)
+        """The batching that runs, with ``"auto"`` resolved for the device and network."""
+        return resolve_batching(self.batching, self.torch_device, self.hidden)
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-serialisable dict (what a checkpoint stores)."""
         return {**asdict(self), "learner_kwargs": dict(self.learner_kwargs)}
 
 
-def resolve_batching(batching: str, device: torch.device) -> str:
-    """The concrete batching (``"loop"``, ``"vmap"`` or ``"grouped"``) for a name and a device.
+#: The widest network (filters per block) for which ``"auto"`` groups a meta-batch's tasks on
+#: the CPU: there, per-op overhead outweighs the arithmetic, and one grouped call of all
+#: tasks was measured 1.5-1.6x the per-task loop (5-way 1-shot, 16 filters x 3 blocks, one
+#: thread, channels-last); at 32 filters it was 0.86-0.99x, at 64 0.76-1.15x.
+SMALL_NETWORK = 16
 
-    ``"auto"`` is the loop on the CPU, where vectorizing tasks was measured to be
-    no faster and to use several times the memory, and ``"grouped"`` on CUDA,
-    where it was measured fastest (about 6x the loop at 20-way 1-shot,
-    meta-batch 8, second order, on an H200; ``"vmap"`` about 3x, with three
-    times the memory). See ``benchmarks/student_speed.py``.
+
+def resolve_batching(batching: str, device: torch.device, hidden: int | None = None) -> str:
+    """The concrete batching (``"loop"``, ``"vmap"`` or ``"grouped"``) for a name, a device
+    and a network width.
+
+    ``"auto"`` is ``"grouped"`` on CUDA, where it was measured fastest (about 6x the loop
+    at 20-way 1-shot, meta-batch 8, second order, on an H200; ``"vmap"`` about 3x, with
+    three times the memory). On the CPU it is the per-task loop (its tasks spread over
+    torch's threads), except for networks of at most :data:`SMALL_NETWORK` filters, whose
+    tiny ops run faster grouped. See ``benchmarks/student_speed.py``.
 
     Raises:
         ValueError: If ``batching`` is not one of :data:`BATCHINGS`.
@@ -165,7 +191,9 @@ def resolve_batching(batching: str, device: torch.device) -> str:
     if batching not in BATCHINGS:
         raise ValueError(f"batching={batching!r} is unknown; use one of {BATCHINGS}.")
     if batching == "auto":
-        return "grouped" if device.type == "cuda" else "loop"
+        if device.type == "cuda":
+            return "grouped"
+        return "grouped" if hidden is not None and hidden <= SMALL_NETWORK else "loop"
     return batching
 
 

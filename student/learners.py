@@ -101,11 +101,16 @@ class Learner:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement outer_losses().")
 
-    def curves(self, params: Params, tasks: Tasks, ops: Ops, steps: int) -> tuple[Tensor, Tensor]:
+    def curves(
+        self, params: Params, tasks: Tasks, ops: Ops, steps: int, final_only: bool = False
+    ) -> tuple[Tensor, Tensor]:
         """Per task, the query loss and accuracy before adaptation and after each inner step.
 
+        Args:
+            final_only: Only after the last step (a measurement needs no more).
+
         Returns:
-            Two ``[T, steps + 1]`` tensors, without graphs.
+            Two ``[T, steps + 1]`` tensors (``[T, 1]`` with ``final_only``), without graphs.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement curves().")
 
@@ -158,16 +163,17 @@ class MAML(Learner):
     ) -> tuple[Params, Tensor | None]:
         """The fast weights after ``steps`` inner steps on the support set, and the support
         loss before the first (``None`` for no step)."""
-        support = self.prepare(params, tasks.support_x, tasks.support_mask, ops)
+        inner = ops.differentiated_twice(create_graph)  # second order: fast double backward
+        support = self.prepare(params, tasks.support_x, tasks.support_mask, inner)
 
         def support_loss(fast: Params) -> Tensor:
-            logits = self.fast_logits(params, fast, support, ops)
-            return ops.loss(logits, tasks.support_y, tasks.support_mask, tasks)
+            logits = self.fast_logits(params, fast, support, inner)
+            return inner.loss(logits, tasks.support_y, tasks.support_mask, tasks)
 
         fast = {name: params[name] for name in self.adapted(params)}
         first = None
         for _ in range(steps):
-            loss, grads = ops.value_and_grad(support_loss, fast, create_graph)
+            loss, grads = inner.value_and_grad(support_loss, fast, create_graph)
             first = loss if first is None else first
             fast = self.update(params, fast, grads)
         return fast, first
@@ -190,7 +196,9 @@ class MAML(Learner):
         }
         return loss, stats
 
-    def curves(self, params: Params, tasks: Tasks, ops: Ops, steps: int) -> tuple[Tensor, Tensor]:
+    def curves(
+        self, params: Params, tasks: Tasks, ops: Ops, steps: int, final_only: bool = False
+    ) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
             params = {name: p.detach() for name, p in params.items()}
             support = self.prepare(params, tasks.support_x, tasks.support_mask, ops)
@@ -203,10 +211,11 @@ class MAML(Learner):
         fast = {name: params[name] for name in self.adapted(params)}
         losses, accuracies = [], []
         for step in range(steps + 1):
-            with torch.no_grad():
-                logits = self.fast_logits(params, fast, query, ops)
-                losses.append(ops.loss(logits, tasks.query_y, tasks.query_mask, tasks))
-                accuracies.append(ops.accuracy(logits, tasks.query_y, tasks.query_mask, tasks))
+            if step == steps or not final_only:
+                with torch.no_grad():
+                    logits = self.fast_logits(params, fast, query, ops)
+                    losses.append(ops.loss(logits, tasks.query_y, tasks.query_mask, tasks))
+                    accuracies.append(ops.accuracy(logits, tasks.query_y, tasks.query_mask, tasks))
             if step < steps:
                 _, grads = ops.value_and_grad(support_loss, fast, create_graph=False)
                 with torch.no_grad():
@@ -355,14 +364,17 @@ class ProtoNet(Learner):
         }
         return loss, stats
 
-    def curves(self, params: Params, tasks: Tasks, ops: Ops, steps: int) -> tuple[Tensor, Tensor]:
+    def curves(
+        self, params: Params, tasks: Tasks, ops: Ops, steps: int, final_only: bool = False
+    ) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
             _, logits = self.logits(params, tasks, ops)
             loss = ops.loss(logits, tasks.query_y, tasks.query_mask, tasks)
             accuracy = ops.accuracy(logits, tasks.query_y, tasks.query_mask, tasks)
+        points = 1 if final_only else steps + 1
         return (
-            loss[:, None].expand(-1, steps + 1).contiguous(),
-            accuracy[:, None].expand(-1, steps + 1).contiguous(),
+            loss[:, None].expand(-1, points).contiguous(),
+            accuracy[:, None].expand(-1, points).contiguous(),
         )
 
 

@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from metacurriculum.student import backends
-from metacurriculum.student.backends import STATS, Stats
+from metacurriculum.student.backends import STATS, Ops, Stats
 from metacurriculum.student.batch import MetaBatch
 from metacurriculum.student.config import StudentConfig, resolve_batching
 from metacurriculum.student.learners import Learner
@@ -228,8 +228,9 @@ class Population:
         self.learner: Learner = LEARNERS.lookup(config.learner).build(config.settings)
         self.device = config.torch_device
         self.dtype = config.torch_dtype
-        self.batching = resolve_batching(config.batching, self.device)
+        self.batching = config.resolved_batching
         self.chunk_size = chunk_size
+        self.ops = Ops(config.bn_eps, channels_last=config.channels_last)
         self._chunk_cap: int | None = None
         self._rows = [self._fresh(seed) for seed in seeds]
 
@@ -326,6 +327,7 @@ class Population:
         inner_steps: int | None = None,
         chunk_size: int | None = None,
         batching: str | None = None,
+        final_only: bool = False,
     ) -> list[Evaluation]:
         """Adapt each row to its tasks; the query loss and accuracy after every inner step.
 
@@ -340,9 +342,12 @@ class Population:
             chunk_size: Tasks per vmap or grouped call; ``None`` gives vmap 32 and fits
                 the grouped path's calls to free memory.
             batching: The back-end; ``None`` uses the config's.
+            final_only: Measure only after the last inner step (one point per task: what
+                a measurement of the adapted student needs, at a fraction of the cost).
 
         Returns:
-            One :class:`Evaluation` per row, ``steps + 1`` points each.
+            One :class:`Evaluation` per row, ``steps + 1`` points each (1 with
+            ``final_only``).
         """
         rows = self._check_rows(rows, len(batches))
         steps = self.learner.eval_steps if inner_steps is None else inner_steps
@@ -352,17 +357,19 @@ class Population:
             raise ValueError(f"evaluate(chunk_size={chunk_size!r}) must be None or >= 1.")
         batches = self._prepare(batches)
         batching = self._batching(batching)
-        eps = self.config.bn_eps
+        ops = self.ops
         if batching != "grouped":
             results = []
             for row, batch in zip(rows, batches, strict=True):
                 params = self._rows[row].params
                 if batching == "vmap":
                     curve = backends.vmap_curves(
-                        self.learner, params, batch, eps, steps, chunk_size or 32
+                        self.learner, params, batch, ops, steps, chunk_size or 32, final_only
                     )
                 else:
-                    curve = backends.loop_curves(self.learner, params, batch, eps, steps)
+                    curve = backends.loop_curves(
+                        self.learner, params, batch, ops, steps, final_only
+                    )
                 results.append(Evaluation.from_curves(*curve, batch.n_way))
             return results
         batch, owner, counts = self._merged(batches)
@@ -372,7 +379,7 @@ class Population:
             chunk_size = self._fit(per_task, batch.num_tasks)
         stacked = self._stacked(rows, detach=True)
         losses, accuracies = backends.grouped_curves(
-            self.learner, stacked, batch, eps, steps, chunk_size, owner
+            self.learner, stacked, batch, ops, steps, chunk_size, owner, final_only
         )
         splits = counts.tolist()
         return [
@@ -482,7 +489,9 @@ class Population:
         return [prepare_batch(self.config, b) for b in batches]
 
     def _batching(self, batching: str | None) -> str:
-        return resolve_batching(self.config.batching if batching is None else batching, self.device)
+        if batching is None:
+            return self.batching
+        return resolve_batching(batching, self.device, self.config.hidden)
 
     def _stacked(self, rows: list[int], detach: bool = False) -> Params:
         names = self._rows[rows[0]].params
@@ -513,12 +522,11 @@ class Population:
     ) -> tuple[list[Params], list[Stats]]:
         """Per row, its meta-gradient and per-task statistics."""
         batching = self._batching(batching)
-        eps = self.config.bn_eps
         if batching == "grouped":
             return self._grouped_gradients(batches, rows)
         path = backends.vmap_meta_gradient if batching == "vmap" else backends.loop_meta_gradient
         results = [
-            path(self.learner, self._rows[row].params, batch, eps)
+            path(self.learner, self._rows[row].params, batch, self.ops)
             for row, batch in zip(rows, batches, strict=True)
         ]
         return [r[0] for r in results], [r[1] for r in results]
@@ -559,9 +567,7 @@ class Population:
         batch, owner, counts = self._merged(batches)
         stacked = self._stacked(rows)
         task_params = {name: p.index_select(0, owner) for name, p in stacked.items()}
-        loss, task_stats = backends.grouped_outer_losses(
-            self.learner, task_params, batch, self.config.bn_eps
-        )
+        loss, task_stats = backends.grouped_outer_losses(self.learner, task_params, batch, self.ops)
         # The sum over rows of each row's mean task loss: each row's own gradient.
         weights = counts.to(loss.dtype).reciprocal().index_select(0, owner)
         leaves = [p for r in rows for p in self._rows[r].params.values()]

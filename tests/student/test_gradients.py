@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from metacurriculum.student import MetaBatch, MetaLearner, StudentConfig, reference_meta_gradient
 from metacurriculum.student import network as network_module
-from metacurriculum.student.backends import grouped_meta_gradient, vmap_meta_gradient
+from metacurriculum.student.backends import Ops, grouped_meta_gradient, vmap_meta_gradient
 from metacurriculum.student.reference import reference_adapt, reference_forward, reference_meta_loss
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -181,13 +181,13 @@ def test_padding_invariance(path: str, first_order: bool, make_batch, make_confi
     student = nontrivial_student(config)
     batch = with_garbage_padding(make_batch(MIXED_N, k_shot=2, q_query=3, seed=5), seed=9)
     meta_gradient = PADDED_PATHS[path]
-    grads, stats = meta_gradient(student.learner, student.params, batch, config.bn_eps)
+    grads, stats = meta_gradient(student.learner, student.params, batch, Ops(config.bn_eps))
 
     total = {name: torch.zeros_like(g) for name, g in grads.items()}
     for i in range(batch.num_tasks):
         support_x, support_y, query_x, query_y, n_way = batch.task(i)
         alone = MetaBatch.from_tasks([(support_x, support_y, query_x, query_y)], [n_way])
-        task_grads, task_stats = meta_gradient(student.learner, student.params, alone, 1e-5)
+        task_grads, task_stats = meta_gradient(student.learner, student.params, alone, Ops(1e-5))
         for key in ("query_loss", "support_loss", "query_acc"):
             assert torch.allclose(stats[key][i], task_stats[key][0], rtol=1e-12, atol=1e-14)
         for name, g in task_grads.items():

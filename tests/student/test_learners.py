@@ -159,3 +159,17 @@ def test_metasgd_learns_its_rates_and_anil_keeps_its_body_in_the_inner_loop(
     assert anil.learner.adapted(anil.params) == ["head.weight", "head.bias"]
     protonet = MetaLearner(make_config("protonet"))
     assert not any(name.startswith("head.") for name in protonet.params)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", ["maml-second", "anil-second", "metasgd-second", "protonet"])
+def test_a_final_only_evaluation_is_the_curves_last_point(case, backend, make_batch, make_config):
+    learner, settings = CASES[case]
+    student = nontrivial(make_config(learner, **settings))
+    batch = make_batch(MIXED_N, k_shot=2, q_query=3)
+    population = student.population
+    full = population.evaluate([batch], inner_steps=3, batching=backend)[0]
+    last = population.evaluate([batch], inner_steps=3, batching=backend, final_only=True)[0]
+    assert last.task_query_loss.shape == (batch.num_tasks, 1)
+    np.testing.assert_array_equal(last.task_query_loss[:, 0], full.task_query_loss[:, -1])
+    np.testing.assert_array_equal(last.task_query_acc[:, 0], full.task_query_acc[:, -1])

@@ -237,3 +237,25 @@ def test_speed_benchmark_runs_on_a_tiny_shape() -> None:
         bench.Result(path, "second", path, t, 1 / t, 1.0, "test") for path, t in timings.items()
     ]
     assert "1.00x" in bench.table(results)
+
+
+def test_the_loop_gives_the_same_bits_on_any_number_of_threads(make_batch, make_config) -> None:
+    """Tasks spread over threads, each op single-threaded, summed in task order."""
+    batch = make_batch((2, 5, 3, 4), k_shot=2, dtype=torch.float32)
+    config = make_config(dtype="float32", batching="loop")
+    runs = []
+    for threads in (1, 2, 3):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            student = MetaLearner(config, seed=0)
+            metrics = [student.meta_step(batch) for _ in range(2)]
+            curves = student.evaluate(batch).task_query_loss
+            assert torch.get_num_threads() == threads  # restored after the step
+        finally:
+            torch.set_num_threads(before)
+        runs.append((metrics, curves, {k: p.detach().clone() for k, p in student.params.items()}))
+    for metrics, curves, params in runs[1:]:
+        assert metrics == runs[0][0]
+        np.testing.assert_array_equal(curves, runs[0][1])
+        assert all(torch.equal(params[k], runs[0][2][k]) for k in params)

@@ -82,10 +82,11 @@ def test_population_equals_separate_students(path, learner, make_batch, make_con
     evaluations = population.evaluate(evaluation_batches, inner_steps=2, chunk_size=3)
     for evaluation, student, batch in zip(evaluations, students, evaluation_batches, strict=True):
         expected = student.evaluate(batch, inner_steps=2)
-        np.testing.assert_allclose(evaluation.task_query_loss, expected.task_query_loss, rtol=1e-10)
+        # rtol 1e-8: Adam's rounding-noise steps (see assert_same_student).
+        np.testing.assert_allclose(evaluation.task_query_loss, expected.task_query_loss, rtol=1e-8)
         np.testing.assert_array_equal(evaluation.task_query_acc, expected.task_query_acc)
         np.testing.assert_array_equal(evaluation.n_way, expected.n_way)
-        np.testing.assert_allclose(evaluation.query_loss, expected.query_loss, rtol=1e-10)
+        np.testing.assert_allclose(evaluation.query_loss, expected.query_loss, rtol=1e-8)
 
 
 @pytest.mark.parametrize("batching", ["loop", "grouped"])

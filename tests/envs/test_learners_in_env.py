@@ -69,7 +69,7 @@ def test_a_learner_without_an_inner_loop_evaluates_one_point(data_root):
 
 
 def test_a_bad_learner_or_setting_fails_at_make_naming_the_fix(data_root):
-    with pytest.raises(ValueError, match="learner='anli' is unknown. Did you mean 'anil'"):
+    with pytest.raises(ValueError, match=r"learner='anli' is unknown\. Did you mean 'anil'"):
         gym.make(TINY_ID, **tiny("anli"))
     with pytest.raises(TypeError, match=r"'first_order' \(a setting of learner 'anil'"):
         gym.make(TINY_ID, **tiny("reptile"), first_order=True)

@@ -92,18 +92,22 @@ def install(revision: str, cache: Path) -> Path:
     return target
 
 
-def timed(revision: str, path: Path | None, argv: list[str], log: Path) -> Timing:
-    """Run ``metacurriculum <argv>`` from the installed ``path`` (``None``: this tree)."""
+def timed(revision: str, path: Path | None, argv: list[str], log: Path, cwd: Path) -> Timing:
+    """Run ``metacurriculum <argv>`` from the installed ``path`` (``None``: this tree), in
+    ``cwd``: never the repository's root, whose ``metacurriculum/`` folder would shadow
+    the installed revision (``python -c`` puts the working folder first on the path)."""
     env = dict(os.environ)
     if path is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(path), env.get("PYTHONPATH")]))
+    if env.get("METACURRICULUM_DATA"):  # the command runs elsewhere: an absolute data root
+        env["METACURRICULUM_DATA"] = str(Path(env["METACURRICULUM_DATA"]).resolve())
     peak_file = log.with_name(f"peak-{revision}.txt")
     env["METACURRICULUM_PEAK_FILE"] = str(peak_file)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with log.open("a") as output:
         command = [sys.executable, "-c", _WRAPPER, *argv]
-        done = subprocess.run(command, env=env, stdout=output, stderr=output, check=False)
+        done = subprocess.run(command, env=env, stdout=output, stderr=output, check=False, cwd=cwd)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -123,7 +127,8 @@ def main(argv: list[str] | None = None) -> list[Timing]:
     parser.add_argument("--cache", type=Path, default=Path("runs/revision_speed"))
     args = parser.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
-    base = install(args.base, args.cache.resolve())
+    args.cache = args.cache.resolve()
+    base = install(args.base, args.cache)
     log = args.cache / "commands.log"
     timings = []
     for round_ in range(args.rounds):
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> list[Timing]:
             bench = ["bench", "--preset", args.preset, "--teachers", args.teachers]
             bench += ["--seeds", args.seeds, "--workers", "1", "--threads", args.threads]
             bench += ["--no-plots", "--out", str(out)]
-            timing = timed(revision, path, bench, log)
+            timing = timed(revision, path, bench, log.resolve(), out)
             shutil.rmtree(out, ignore_errors=True)
             timings.append(timing)
             print(

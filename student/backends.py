@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import Tensor
-from torch.func import grad, vmap
 
 from metacurriculum.student import network
 from metacurriculum.student.batch import MetaBatch
@@ -169,6 +168,7 @@ class Ops:
         fresh leaves.
         """
         if self.functional:
+            from torch.func import grad
 
             def total(p: Params) -> tuple[Tensor, Tensor]:
                 value = fn(p)
@@ -260,6 +260,8 @@ def vmap_meta_gradient(
     learner: Learner, params: Params, batch: MetaBatch, ops: Ops
 ) -> tuple[Params, Stats]:
     """Like :func:`loop_meta_gradient`, every padded task in one ``torch.func.vmap`` call."""
+    from torch.func import grad, vmap  # imported here: it costs seconds, and only vmap needs it
+
     ops, classes = _functional(ops), int(batch.n_way.max())
     fields = [getattr(batch, name) for name in _PADDED]
 
@@ -345,6 +347,8 @@ def vmap_curves(
     final_only: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Like :func:`loop_curves`, ``chunk_size`` padded tasks per ``vmap`` call."""
+    from torch.func import vmap
+
     ops = _functional(ops)
     detached = {name: p.detach() for name, p in params.items()}
     losses, accuracies = [], []

@@ -196,8 +196,8 @@ def features(
     h = h.contiguous(memory_format=layout)
     for i in range(num_blocks(params)):
         weight = params[f"block{i}.conv.weight"]
-        if channels_last and weight.shape[2] == 1:
-            h = _one_channel_conv(h, weight)
+        if channels_last and weight.shape[2] == 1 and tasks == 1:
+            h = _one_channel_conv(h, weight[0])
         else:
             weight = weight.flatten(0, 1).contiguous(memory_format=layout)
             h = F.conv2d(h, weight, padding=1, groups=tasks)
@@ -210,15 +210,15 @@ def features(
 
 
 def _one_channel_conv(h: Tensor, weight: Tensor) -> Tensor:
-    """A 3x3 convolution (padding 1) of ``T`` one-channel images per example, as a matrix
-    product of their 3x3 patches: ``[N, T, H, W]`` and weights ``[T, C, 1, 3, 3]`` to
-    ``[N, T*C, H, W]`` laid out channels-last (conv cannot tell a one-channel input's
-    layout, and oneDNN's one-channel convolution is slow on the CPU)."""
-    n, tasks, height, width = h.shape
-    channels = weight.shape[1]
-    patches = F.unfold(h, 3, padding=1).view(n, tasks, 9, height * width)
-    out = torch.einsum("ntkp,tck->nptc", patches, weight.reshape(tasks, channels, 9))
-    return out.reshape(n, height, width, tasks * channels).permute(0, 3, 1, 2)
+    """A 3x3 convolution (padding 1) of one-channel images, as a matrix product of their
+    3x3 patches: ``[N, 1, H, W]`` and weights ``[C, 1, 3, 3]`` to ``[N, C, H, W]`` laid out
+    channels-last. Conv cannot tell a one-channel input's layout (it answers channels-first,
+    and a conversion after costs more than the conv), and oneDNN's one-channel conv is slow
+    on the CPU: measured 4x (forward) and 2x (with its backward) at 300 images, 64 filters."""
+    n, _, height, width = h.shape
+    patches = F.unfold(h, 3, padding=1).transpose(1, 2)  # [N, H*W, 9]
+    out = patches @ weight.reshape(weight.shape[0], 9).t()  # [N, H*W, C]: NHWC
+    return out.view(n, height, width, -1).permute(0, 3, 1, 2)
 
 
 def head(params: Params, features: Tensor) -> Tensor:

@@ -55,6 +55,9 @@ from metacurriculum.student.settings import LEARNERS
 
 #: Fraction of the free device memory (CUDA) or available RAM (CPU) a grouped call may plan on.
 MEMORY_FRACTION = 0.5
+#: Tasks per grouped evaluation call on the CPU: more only adds memory traffic (measured on a
+#: 16-filter net, 100 tasks of 75 queries: 8 tasks a call 1.4x faster than 100).
+CPU_EVALUATION_CHUNK = 8
 #: Fields that fix the parameters' shapes: a checkpoint only loads into a student that agrees.
 SHAPE_FIELDS = ("n_max", "in_channels", "image_size", "hidden", "depth", "learner")
 
@@ -377,6 +380,8 @@ class Population:
             support, query = batch.support_mask.shape[1], batch.query_mask.shape[1]
             per_task = _bytes_per_example(self.config) * (steps * support + query)
             chunk_size = self._fit(per_task, batch.num_tasks)
+            if self.device.type == "cpu":
+                chunk_size = min(chunk_size, CPU_EVALUATION_CHUNK)
         stacked = self._stacked(rows, detach=True)
         losses, accuracies = backends.grouped_curves(
             self.learner, stacked, batch, ops, steps, chunk_size, owner, final_only

@@ -230,13 +230,19 @@ def test_speed_benchmark_runs_on_a_tiny_shape() -> None:
     batch = bench.synthetic_batch(dataclasses.replace(shape, mixed=True), torch.device("cpu"))
     assert batch.n_way.tolist() == [2, 3] and not batch.is_uniform
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    timings = bench.seconds_per_step(["reference", "auto"], "second", shape, device, 0, 1)
-    assert set(timings) == {"reference", "auto"} and all(t > 0 for t in timings.values())
+    paths = ["reference", "auto", "learner:protonet"]
+    timings = bench.seconds_per_step(paths, "second", shape, device, 0, 1)
+    assert set(timings) == set(paths) and all(t > 0 for t in timings.values())
     assert bench.peak_memory_mib("loop", "first", shape, device, steps=1) >= 0
+    gflop = bench.gflop_per_step("reference", "second", shape, device)
+    assert gflop > bench.gflop_per_step("reference", "first", shape, device) > 0
     results = [
-        bench.Result(path, "second", path, t, 1 / t, 1.0, "test") for path, t in timings.items()
+        bench.Result(path, "second", path, t, 1 / t, gflop, gflop / t, 1.0, "test")
+        for path, t in timings.items()
     ]
-    assert "1.00x" in bench.table(results)
+    text = bench.table(results, {"conv": 100.0, "sgemm": 200.0})
+    assert "1.00x" in text and "3x3 convolution at 100 GFLOP/s" in text
+    assert set(bench.machine_ceiling(device, 1, batch=8, size=64)) == {"conv", "sgemm"}
 
 
 def test_the_loop_gives_the_same_bits_on_any_number_of_threads(make_batch, make_config) -> None:

@@ -91,7 +91,8 @@ def test_a_full_disk_says_no_space_left_not_torchs_unexpected_pos(namespace, tmp
     out.mkdir()
     command = [sys.executable, "-m", "metacurriculum.cli", "bench"]
     command += ["--env", "MetaCurriculum-Tiny-v0", "--teachers", "none", "--seeds", "1"]
-    command += ["--eval-tasks", "2", "--workers", "1", "--no-plots", "--out", str(out)]
+    command += ["--eval-tasks", "1", "--workers", "1", "--no-plots", "--out", str(out)]
+    command += ["--env-kwargs", "budget=4,val_tasks=1,target_tasks=1"]
     error_txt = out / "MetaCurriculum-Tiny-v0" / "none" / "seed_0" / "error.txt"
     setup = f"mount -t tmpfs -o size=16k tmpfs {out}"
     done = run_inside(namespace, setup, command, after=f"tail -n 1 {error_txt}")

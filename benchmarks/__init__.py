@@ -10,7 +10,10 @@ Run a benchmark from Python as the command line does::
     plot_all(config.out)
 
 See :mod:`~metacurriculum.benchmarks.harness` for the runs,
+:mod:`~metacurriculum.benchmarks.episode` for one run's episode under every executor,
 :mod:`~metacurriculum.benchmarks.run_folders` for their folders and when one is finished,
+:mod:`~metacurriculum.benchmarks.filesystem` for the lock of an output folder and
+filesystem faults,
 :mod:`~metacurriculum.benchmarks.execution` for the config, progress and interrupts,
 :mod:`~metacurriculum.benchmarks.executors` for where runs execute (in this process,
 local worker processes, populations of students trained together:
@@ -21,12 +24,12 @@ local worker processes, populations of students trained together:
 :mod:`~metacurriculum.benchmarks.presets` for the named experiments.
 """
 
+from metacurriculum.benchmarks.episode import execute_run
 from metacurriculum.benchmarks.execution import BenchConfig, run_benchmark
 from metacurriculum.benchmarks.harness import (
     BenchmarkError,
     ConfigMismatchError,
     RunSpec,
-    execute_run,
     expand,
 )
 from metacurriculum.benchmarks.plots import plot_all

@@ -8,8 +8,10 @@ default on the CPU: in this process when one process suffices, else in spawned w
 processes), ``population`` (an env's runs as one population of students: the default
 on CUDA), ``inline`` or ``ray``. Each run gets ``cores // workers`` torch threads (``workers`` as
 requested, not as many as runs are left, so that a resumed benchmark computes the same
-numbers), or ``threads``. A tqdm bar shows runs done and meta-steps (plain log lines
-when stderr is not a terminal).
+numbers), or ``threads``. A tqdm bar shows runs done and meta-steps, and what a run does
+between steps (loading its data, its final evaluation); when stderr is not a terminal,
+plain log lines say the same. One ``bench`` at a time writes to an output folder
+(:func:`~metacurriculum.benchmarks.filesystem.hold_output`): a second one fails at once.
 
 Interrupts: SIGINT (Ctrl-C) and SIGTERM raise
 :class:`~metacurriculum.benchmarks.workers.Interrupted`, after every worker has
@@ -22,15 +24,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from metacurriculum.benchmarks.executors import Job, RunEvents, make_executor
+from metacurriculum.benchmarks.episode import execute_run
+from metacurriculum.benchmarks.executors import Executor, Job, RunEvents, make_executor
+from metacurriculum.benchmarks.filesystem import hold_output
 from metacurriculum.benchmarks.harness import (
     BenchmarkError,
     RunSpec,
-    execute_run,
+    check_students,
     expand,
     plan,
     validate,
@@ -149,16 +153,29 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def run_benchmark(config: BenchConfig, *, progress: bool | None = None) -> list[RunSpec]:
+def run_benchmark(
+    config: BenchConfig,
+    *,
+    progress: bool | None = None,
+    then: Callable[[], None] | None = None,
+) -> list[RunSpec]:
     """Run every unfinished run of ``config`` and return all its runs (done and new).
+
+    Every check comes before the first run: names, settings, options, each env's
+    student and data, that the output folder is writable and that no other command
+    holds it (:func:`~metacurriculum.benchmarks.filesystem.hold_output`). The lock is
+    held until the runs and ``then`` are done.
 
     Args:
         config: the benchmark.
         progress: show tqdm bars; ``None`` shows them when stderr is a terminal.
+        then: called after the runs, when none failed, with the output folder still
+            locked (the command line writes the results and plots there).
 
     Raises:
-        BenchmarkError: bad names or settings, or an output folder that cannot be
-            written (before anything runs), finished runs with other settings
+        BenchmarkError: bad names or settings, missing data, or an output folder that
+            cannot be written or that another command is writing to (before anything
+            runs), finished runs with other settings
             (:class:`~metacurriculum.benchmarks.harness.ConfigMismatchError`), or runs
             that failed (after the others finished; tracebacks in ``error.txt``).
         Interrupted: on SIGINT (Ctrl-C) or SIGTERM, after every worker has stopped
@@ -166,23 +183,32 @@ def run_benchmark(config: BenchConfig, *, progress: bool | None = None) -> list[
     """
     import_modules(config.imports)
     specs = config.specs()
-    validate(specs)
-    executor = make_executor(config.executor or default_executor(specs))
-    if (config.workers is not None and config.workers < 1) or (config.threads or 1) < 1:
-        raise BenchmarkError(
-            f"workers={config.workers} and threads={config.threads} must be >= 1 (or None)."
-        )
-    if config.population is not None and config.population < 1:
-        raise BenchmarkError(f"population={config.population} must be >= 1 (or None).")
-    if config.gpus_per_run is not None and config.gpus_per_run < 0:
-        raise BenchmarkError(f"gpus_per_run={config.gpus_per_run} must be >= 0 (or None).")
+    validate(specs, students=False)
+    name = config.executor or default_executor(specs)
+    executor = make_executor(name)
+    check_options(config, name)
+    if not _remote(config, name):
+        check_students(specs)  # the data loads here: after the cheap checks
     check_writable(config.out)
-    pending = plan(specs, config.out, overwrite=config.overwrite)
-    logger.info(
-        "%d runs, %d finished before, %d to do", len(specs), len(specs) - len(pending), len(pending)
-    )
-    if not pending:
-        return specs
+    with hold_output(config.out):
+        pending = plan(specs, config.out, overwrite=config.overwrite)
+        logger.info(
+            "%d runs, %d finished before, %d to do",
+            len(specs),
+            len(specs) - len(pending),
+            len(pending),
+        )
+        if pending:
+            _execute(config, executor, pending, progress)
+        if then is not None:
+            then()
+    return specs
+
+
+def _execute(
+    config: BenchConfig, executor: Executor, pending: list[RunSpec], progress: bool | None
+) -> None:
+    """Hand ``pending`` to ``executor``; raise after it for the runs that failed."""
     workers, threads = schedule(config, len(pending))
     job = Job(config.out, tuple(config.imports), workers, threads, config)
     bar = Progress(pending, enabled=sys.stderr.isatty() if progress is None else progress)
@@ -200,7 +226,44 @@ def run_benchmark(config: BenchConfig, *, progress: bool | None = None) -> list[
             + "\n".join(lines)
             + "\nFix the cause and rerun the same command; finished runs are kept."
         )
-    return specs
+
+
+def check_options(config: BenchConfig, executor: str) -> None:
+    """Raise :class:`BenchmarkError` for options no benchmark can run with, before any run.
+
+    Local executors run at most as many torch threads per run as this process has cores
+    (more only slows every run down; far more crashes the BLAS libraries); Ray's tasks run
+    on other machines, so there the bound is Ray's to enforce.
+    """
+    if not str(config.out):
+        raise BenchmarkError(
+            "the output folder is empty (--out ''); pass a folder, e.g. --out runs "
+            "(or --out . for the current folder)."
+        )
+    for option, value in (("workers", config.workers), ("threads", config.threads)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise BenchmarkError(f"--{option} {value!r} must be an integer >= 1.")
+        if value is not None and value < 1:
+            raise BenchmarkError(f"--{option} {value} must be >= 1 (leave it out for the default).")
+    cores = available_cores()
+    if config.threads is not None and config.threads > cores and executor != "ray":
+        raise BenchmarkError(
+            f"--threads {config.threads} is more than the {cores} cores this process may use; "
+            f"pass at most --threads {cores} (more threads than cores slow every run down)."
+        )
+    if config.population is not None and config.population < 1:
+        raise BenchmarkError(f"population={config.population} must be >= 1 (or None).")
+    if config.gpus_per_run is not None and config.gpus_per_run < 0:
+        raise BenchmarkError(f"gpus_per_run={config.gpus_per_run} must be >= 0 (or None).")
+
+
+def _remote(config: BenchConfig, executor: str) -> bool:
+    """Whether the runs may execute on other machines (a Ray cluster), where the data and
+    devices are not this machine's: their students are not checked here."""
+    if executor != "ray":
+        return False
+    address = config.ray_address or os.environ.get("RAY_ADDRESS") or "local"
+    return address != "local"
 
 
 def default_executor(specs: Sequence[RunSpec]) -> str:
@@ -247,6 +310,13 @@ class Progress:
             self.runs = tqdm(total=self.total, desc="runs", unit="run", position=0)
             self.steps = tqdm(total=budgets, desc="meta-steps", unit="step", position=1)
 
+    def phase(self, spec: RunSpec, text: str) -> None:
+        """``spec`` entered a long phase without steps: loading data, the final evaluation."""
+        if self.steps is not None:
+            self.steps.set_postfix_str(f"{spec.name}: {text}", refresh=True)
+        else:
+            logger.info("%s: %s", spec.name, text)
+
     def step(self, spec: RunSpec, meta_step: int, budget: int) -> None:
         """A worker reached ``meta_step`` of ``budget`` in ``spec``."""
         if self.steps is not None:
@@ -263,10 +333,14 @@ class Progress:
         if summary is None:
             line = f"[{self.count}/{self.total}] FAILED {spec.name}"
         else:
+            evaluation = summary.get("eval_seconds")
+            seconds = f"{summary['train_seconds']:.1f} s training" + (
+                "" if evaluation is None else f", {evaluation:.1f} s evaluation"
+            )
             line = (
                 f"[{self.count}/{self.total}] {spec.name}: final loss "
                 f"{_fmt(summary['final_loss'])}, accuracy {_fmt(summary['final_accuracy'])} "
-                f"({summary['train_seconds']:.1f} s)"
+                f"({seconds})"
             )
         if self.runs is None:
             logger.info(line)

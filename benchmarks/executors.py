@@ -22,16 +22,20 @@ the driver writes them with :func:`write_run` (``done.json`` last), so resume an
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import os
+import re
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from metacurriculum.benchmarks.harness import RunSpec, execute_run
+from metacurriculum.benchmarks.episode import execute_run
+from metacurriculum.benchmarks.filesystem import describe_os_error
+from metacurriculum.benchmarks.harness import RunSpec
 from metacurriculum.benchmarks.run_folders import DONE, RUN_FILES, BenchmarkError, clear_run
 from metacurriculum.benchmarks.workers import run_pool
 
@@ -77,10 +81,13 @@ class Job:
 
 
 class RunEvents:
-    """What an executor reports: steps as they happen, then each run finished or failed.
+    """What an executor reports: steps and long phases as they happen, then each run
+    finished or failed.
 
     It records a failure's traceback in the run's ``error.txt`` (and removes a stale one
-    when the run finishes) and advances the progress display.
+    when the run finishes) and advances the progress display. A folder where
+    ``error.txt`` cannot be written (read-only, a full disk) does not stop the
+    benchmark: the failure's line says so instead.
 
     Args:
         out: the output root.
@@ -97,18 +104,28 @@ class RunEvents:
         """``spec`` reached ``meta_step`` of ``budget``."""
         self.progress.step(spec, meta_step, budget)
 
+    def phase(self, spec: RunSpec, text: str) -> None:
+        """``spec`` entered a long phase without steps (``text`` says which)."""
+        self.progress.phase(spec, text)
+
     def finished(self, spec: RunSpec, summary: dict[str, Any]) -> None:
         """``spec`` finished; ``summary`` is its ``done.json``."""
-        (spec.folder(self.out) / ERROR).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a stale error.txt in a read-only folder stays
+            (spec.folder(self.out) / ERROR).unlink(missing_ok=True)
         self.progress.finish(spec, summary)
 
     def failed(self, spec: RunSpec, error: BaseException | str) -> None:
         """``spec`` failed with ``error`` (an exception or its traceback text)."""
         text = error if isinstance(error, str) else "".join(traceback.format_exception(error))
+        lines = text.strip().splitlines()  # the last: the error's, without its module
+        last = re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", lines[-1]) if lines else "failed"
         folder = spec.folder(self.out)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / ERROR).write_text(text)
-        last = text.strip().splitlines()[-1] if text.strip() else "failed"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / ERROR
+            path.write_text(text)
+        except OSError as unwritten:
+            last += f" (its traceback is not saved: {describe_os_error(unwritten)})"
         self.failures.append((spec, last))
         self.progress.finish(spec, None)
 
@@ -120,7 +137,7 @@ class Executor(Protocol):
         """Execute every run of ``pending``, reporting to ``events``.
 
         A failed run is reported (``events.failed``) and the others go on. The run
-        folders must end up as :func:`~metacurriculum.benchmarks.harness.execute_run`
+        folders must end up as :func:`~metacurriculum.benchmarks.episode.execute_run`
         writes them, ``done.json`` last.
 
         Raises:
@@ -143,7 +160,7 @@ class InlineExecutor:
         try:
             for spec in pending:
                 try:
-                    summary = execute_run(spec, job.out, on_step=events.step)
+                    summary = execute_run(spec, job.out, events.step, events.phase)
                 except Exception as error:  # one failed run must not stop the others
                     events.failed(spec, error)
                 else:
@@ -168,7 +185,9 @@ class ProcessExecutor:
             else:
                 events.failed(spec, error)
 
-        run_pool(pending, job.out, job.imports, job.workers, job.threads, events.step, done)
+        run_pool(
+            pending, job.out, job.imports, job.workers, job.threads, events.step, done, events.phase
+        )
 
 
 #: Executor names -> a class or ``"module:Class"`` (imported when first used, so that
@@ -236,8 +255,12 @@ def write_run(folder: Path, contents: dict[str, bytes]) -> None:
     clear_run(folder)
     for name in [*(n for n in RUN_FILES if n != DONE), DONE]:
         tmp = folder / f"{name}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(contents[name])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, folder / name)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(contents[name])
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, folder / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not keep a half-written file
+            raise

@@ -10,7 +10,9 @@ unseen tasks of the hardest distribution (``evaluate_test``). Its folder,
 | ``steps.jsonl``   | one line per env step, as it runs  | step, meta_step, omega, n_way, losses, accuracies, reward, wall time |
 | ``student.pt``    | after training (atomically)        | the student's final state (``save_student``) |
 | ``evaluation.json`` | after training (atomically)      | per inner step mean loss/accuracy, per-task arrays |
-| ``done.json``     | last (atomically)                  | summary and its config's digest: marks the run finished |
+| ``done.json``     | last (atomically)                  | summary, the digests of its config and student: marks the run finished |
+
+Every file gets the mode ``open()`` gives (``0o666`` less the umask).
 
 ``omega`` (and ``final_omega``) is a number for a one-parameter family (every paper id);
 for a family of several parameters it is the list of ω's coordinates, and each also
@@ -23,7 +25,8 @@ is finished only when ``done.json`` and the other files read back whole and
 (:mod:`~metacurriculum.benchmarks.run_folders`). Any other folder was interrupted or
 damaged: it is cleared and the run is redone from its seed, which gives the same
 numbers on the same device and thread count (``config.json`` records the threads).
-Execution lives in :mod:`metacurriculum.benchmarks.execution`.
+One run's episode is :mod:`metacurriculum.benchmarks.episode`; executing a benchmark
+lives in :mod:`metacurriculum.benchmarks.execution`.
 """
 
 from __future__ import annotations
@@ -32,8 +35,7 @@ import difflib
 import json
 import logging
 import os
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,15 +53,7 @@ from metacurriculum.benchmarks.run_folders import (
     STUDENT,
     BenchmarkError,
     DamagedRunError,
-    clear_run,
-    config_digest,
-    evaluation_record,
-    jsonable,
-    omega_fields,
-    step_record,
-    target_loss_auc,
     unfinished_reason,
-    write_json,
 )
 from metacurriculum.envs.config import MetaCurriculumConfig, upgrade_settings
 from metacurriculum.envs.meta_env import make_env
@@ -76,9 +70,8 @@ __all__ = [
     "BenchmarkError",
     "ConfigMismatchError",
     "DamagedRunError",
-    "RunRecord",
     "RunSpec",
-    "execute_run",
+    "check_env_id",
     "expand",
     "plan",
     "validate",
@@ -185,13 +178,33 @@ def expand(
     ]
 
 
-def validate(specs: Sequence[RunSpec]) -> None:
+def check_env_id(env_id: str) -> None:
+    """Raise :class:`BenchmarkError` unless ``env_id`` is registered (naming the closest)."""
+    if env_id in gym.registry:
+        return
+    ids = sorted(i for i in gym.registry if "MetaCurriculum" in i)
+    close = difflib.get_close_matches(env_id, ids, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise BenchmarkError(
+        f"unknown env id {env_id!r}.{hint} Registered: {', '.join(ids)}. "
+        "An id registered by your own module needs --import MODULE."
+    )
+
+
+def validate(specs: Sequence[RunSpec], *, students: bool = True) -> None:
     """Check names and settings before anything runs, so a typo fails in seconds.
 
+    Args:
+        specs: the runs.
+        students: also build each env's student settings, check its device and load its
+            data (:func:`~metacurriculum.envs.students.check_student`), once per env and
+            settings. Off for executors whose runs execute on other machines.
+
     Raises:
-        BenchmarkError: for no runs, a negative seed, an unknown env id or teacher, bad env
-            settings or teacher kwargs, duplicate runs, or a non-positive number of
-            evaluation tasks.
+        BenchmarkError: for no runs, a negative seed or evaluation seed, an unknown env id
+            or teacher, bad env settings (naming the env id and the setting), missing data,
+            bad teacher kwargs, duplicate runs, or a non-positive number of evaluation
+            tasks.
     """
     from metacurriculum.envs.families import make_family
     from metacurriculum.teachers import list_teachers, make_teacher
@@ -200,25 +213,22 @@ def validate(specs: Sequence[RunSpec]) -> None:
     if not specs:
         raise BenchmarkError("no runs requested: give at least one env, one teacher and one seed.")
     for seed in dict.fromkeys(spec.seed for spec in specs):
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        if not _natural(seed):
             raise BenchmarkError(f"seed {seed!r} must be an integer >= 0.")
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
         raise BenchmarkError("the same run is requested twice; list each env, teacher, seed once.")
     for env_id in dict.fromkeys(spec.env_id for spec in specs):
-        if env_id not in gym.registry:
-            ids = sorted(i for i in gym.registry if "MetaCurriculum" in i)
-            close = difflib.get_close_matches(env_id, ids, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise BenchmarkError(
-                f"unknown env id {env_id!r}.{hint} Registered: {', '.join(ids)}. "
-                "An id registered by your own module needs --import MODULE."
-            )
+        check_env_id(env_id)
     checked: set[str] = set()
     teachers: dict[str, Any] = {}
     for spec in specs:
-        if spec.eval_tasks < 1:
-            raise BenchmarkError(f"eval_tasks={spec.eval_tasks} must be >= 1.")
+        if not _natural(spec.eval_tasks) or spec.eval_tasks < 1:
+            raise BenchmarkError(f"eval_tasks={spec.eval_tasks!r} must be an integer >= 1.")
+        if not _natural(spec.eval_seed):
+            raise BenchmarkError(
+                f"eval_seed={spec.eval_seed!r} (--eval-seed) must be an integer >= 0."
+            )
         try:
             spec.env_settings()
         except (TypeError, ValueError) as error:
@@ -235,7 +245,7 @@ def validate(specs: Sequence[RunSpec]) -> None:
             )
         try:
             teachers[key] = make_teacher(spec.teacher, **spec.teacher_kwargs)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, OSError) as error:
             raise BenchmarkError(
                 f"teacher {spec.teacher!r} rejects kwargs {dict(spec.teacher_kwargs)}: {error}"
             ) from None
@@ -248,6 +258,62 @@ def validate(specs: Sequence[RunSpec]) -> None:
                 f"{spec.env_settings().family!r} has {family.dim} parameters "
                 f"{list(family.names)}; drop it or pick one of the {VECTOR_HINT}."
             )
+    if students:
+        check_students(specs)
+
+
+def _natural(value: Any) -> bool:
+    """An integer >= 0, not a boolean."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+#: The data loader's words for its options -> the harness's (command line, then Python).
+DATA_OPTIONS = {
+    "(or pass root=)": "(or pass --data-root PATH; env_kwargs data_root=PATH from Python)",
+    "pass download=True": "pass --download (env_kwargs download=True from Python)",
+}
+
+
+def check_students(specs: Sequence[RunSpec]) -> None:
+    """Build each env's student settings, check its device and load its data, once per env
+    id and settings (:func:`~metacurriculum.envs.students.check_student`).
+
+    Raises:
+        BenchmarkError: naming the env id and the setting, the missing data and where it
+            was looked for, or the failed download; with the options that fix it.
+    """
+    from metacurriculum.envs.students import check_student
+
+    seen: set[str] = set()
+    for spec in specs:
+        settings = spec.env_settings()
+        key = json.dumps([spec.env_id, settings.to_dict()], sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        logger.info("checking the student and loading the data of %s", spec.env_id)
+        try:
+            check_student(settings)
+        except FileNotFoundError as error:  # the data is missing
+            text = str(error)
+            for words, options in DATA_OPTIONS.items():
+                text = text.replace(words, options)
+            raise BenchmarkError(f"{spec.env_id}: {text}") from None
+        except OSError as error:  # a download without a network, an unreadable file
+            reason = getattr(error, "reason", None) or error.strerror or error
+            if settings.download:
+                fix = (
+                    "Without internet, copy the data to a folder on this machine and pass "
+                    "--data-root PATH (or set $METACURRICULUM_DATA) instead of --download."
+                )
+            else:
+                fix = "Check the folder given by --data-root (or $METACURRICULUM_DATA)."
+            what = "downloading" if settings.download else "reading"
+            raise BenchmarkError(
+                f"{spec.env_id}: {what} the {settings.dataset} data failed ({reason}). {fix}"
+            ) from None
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise BenchmarkError(f"bad env settings for {spec.env_id}: {error}") from None
 
 
 # -- run folders ---------------------------------------------------------------------
@@ -338,153 +404,11 @@ def versions() -> dict[str, str]:
     }
 
 
-# -- one run -------------------------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    """``execute_run`` and ``RunRecord`` moved to :mod:`~metacurriculum.benchmarks.episode`;
+    importing them from here still works."""
+    if name in ("execute_run", "RunRecord", "StepCallback"):
+        from metacurriculum.benchmarks import episode
 
-#: Called after every env step with (spec, meta_step, budget).
-StepCallback = Callable[[RunSpec, int, int], None]
-
-
-def execute_run(
-    spec: RunSpec, out: str | os.PathLike, on_step: StepCallback | None = None
-) -> dict[str, Any]:
-    """Run one teacher-student episode, evaluate the student, and write the run's folder.
-
-    Any earlier, unfinished content of the folder is cleared first, so a rerun after
-    an interruption starts from the same seed and reproduces the same numbers.
-
-    Returns:
-        The summary written to ``done.json``.
-    """
-    from metacurriculum.teachers import make_teacher
-
-    with RunRecord(spec, out) as record:
-        env = spec.make_env()
-        teacher = make_teacher(spec.teacher, **spec.teacher_kwargs)
-        record.start()
-        obs, info = env.reset(seed=spec.seed)
-        teacher.reset(env.observation_space, env.action_space, seed=spec.seed)
-        record.reset(info)
-        budget = int(info["budget"])
-        while True:
-            action = teacher.act(obs, info)
-            obs, reward, terminated, truncated, info = env.step(action)
-            record.step(info, action, reward)
-            if on_step is not None:
-                on_step(spec, int(info["meta_step"]), budget)
-            if terminated or truncated:
-                break
-        record.end_training()
-        record.evaluate(env.unwrapped)
-        summary = record.finish(info, terminated, teacher)
-        env.close()
-    return summary
-
-
-class RunRecord:
-    """One run's folder as the run goes: ``config.json`` first, a ``steps.jsonl`` line
-    per env step, then the student, its evaluation and ``done.json``.
-
-    Every executor writes its runs through it, so a run's files are the same however
-    it was executed. Use it as a context manager (the step log is closed on exit).
-
-    Args:
-        spec: the run.
-        out: the output root; the run's folder is cleared of earlier run files.
-    """
-
-    def __init__(self, spec: RunSpec, out: str | os.PathLike) -> None:
-        import torch
-
-        self.spec = spec
-        self.folder = spec.folder(out)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        clear_run(self.folder)
-        # The thread count is recorded: on the CPU it can change the last bits of the numbers.
-        self.config = {
-            **spec.identity(),
-            "versions": versions(),
-            "threads": torch.get_num_threads(),
-        }
-        write_json(self.folder / CONFIG, self.config)
-        self.log = open(self.folder / STEPS, "w")  # closed by finish or __exit__
-        self.steps = 0
-        self.curve: list[tuple[int, float]] = []  # (meta-step, target loss): sample efficiency
-        self.started = self.train_seconds = self.eval_seconds = 0.0
-        self.evaluation: dict[str, Any] = {}
-
-    def __enter__(self) -> RunRecord:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.log.close()
-
-    def start(self) -> None:
-        """Start the clock of the step log's wall times and of ``train_seconds``."""
-        self.started = time.perf_counter()
-
-    def reset(self, info: Mapping[str, Any]) -> None:
-        """Log the reset's ``info`` (step 0)."""
-        self.log.write(json.dumps(step_record(0, info, None, None, 0.0)) + "\n")
-        self.curve = [(0, info["target_loss"])]
-
-    def step(
-        self, info: Mapping[str, Any], action: Any, reward: float, wall_s: float | None = None
-    ) -> None:
-        """Log one env step: the teacher's ``action``, the env's ``info`` and ``reward``,
-        at ``wall_s`` seconds since :meth:`start` (``None``: now)."""
-        self.steps += 1
-        wall = time.perf_counter() - self.started if wall_s is None else wall_s
-        self.log.write(json.dumps(step_record(self.steps, info, action, reward, wall)) + "\n")
-        self.curve.append((int(info["meta_step"]), info["target_loss"]))
-
-    def end_training(self) -> None:
-        """The episode has ended: stop ``train_seconds``."""
-        self.train_seconds = time.perf_counter() - self.started
-
-    def evaluate(self, env: Any) -> None:
-        """Save the trained student of ``env`` (an env with ``save_student`` and
-        ``evaluate_test``, before any reset) and write its ``evaluation.json``."""
-        spec, start = self.spec, time.perf_counter()
-        env.save_student(str(self.folder / STUDENT))
-        curves = env.evaluate_test(spec.eval_tasks, spec.eval_seed)
-        self.evaluation = evaluation_record(curves, spec)
-        write_json(self.folder / EVALUATION, self.evaluation)
-        self.eval_seconds = time.perf_counter() - start
-
-    def finish(self, info: Mapping[str, Any], terminated: bool, teacher: Any) -> dict[str, Any]:
-        """Make the step log durable and write ``done.json`` (after :meth:`evaluate`);
-        returns its summary.
-
-        Args:
-            info: the ``info`` of the episode's last step.
-            terminated: whether the student diverged.
-            teacher: the episode's teacher (its ``teacher_summary`` joins the summary).
-        """
-        from metacurriculum.teachers import teacher_summary
-
-        self.log.flush()
-        os.fsync(self.log.fileno())
-        self.log.close()
-        evaluation = self.evaluation
-        summary = jsonable(
-            {
-                "final_loss": evaluation["loss_mean"][-1],
-                "final_accuracy": evaluation["accuracy_mean"][-1],
-                "initial_loss": evaluation["loss_mean"][0],
-                "initial_accuracy": evaluation["accuracy_mean"][0],
-                "final_target_loss": info["target_loss"],
-                "target_loss_auc": target_loss_auc(self.curve),
-                **omega_fields(info, "final_omega"),  # a vector ω also by name
-                "env_steps": self.steps,
-                "meta_steps": info["meta_step"],
-                "diverged": bool(terminated),
-                "train_seconds": round(self.train_seconds, 3),
-                "eval_seconds": round(self.eval_seconds, 3),
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "config_digest": config_digest(self.config),
-                # The teacher's own statistics, e.g. how often its decision, not a floor, set ω.
-                **teacher_summary(teacher),
-            }
-        )
-        write_json(self.folder / DONE, summary)
-        return summary
+        return getattr(episode, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,15 +8,16 @@ sub-env's spaces and its seed, and acting on its sub-env's observation and ``inf
 The MAML students of the sub-envs train as the rows of one
 :class:`~metacurriculum.student.Population` (on CUDA in grouped convolutions).
 
-Each run's folder is written by :class:`~metacurriculum.benchmarks.harness.RunRecord`,
-as :func:`~metacurriculum.benchmarks.harness.execute_run` writes it: the same files
+Each run is a :class:`~metacurriculum.benchmarks.episode.RunEpisode`, the per-run half
+of :func:`~metacurriculum.benchmarks.episode.execute_run`'s loop: the same files
 and, since a sub-env equals the single env with its seed and actions, the same
 numbers (up to the floating-point rounding of batched ops; on the CPU's default loop
 path, the same bits). A run's episode ends when its sub-env's does: at the budget, or
 earlier when its student diverges; its student is saved and evaluated right then,
-before the vector env's autoreset replaces it. A sub-env that has ended or whose
-teacher failed keeps being stepped with a "stay" action until the population is done,
-and nothing of it is recorded. Resume is per run: a population holds only the
+before the vector env's autoreset replaces it. A run whose teacher raises or returns
+an action its env refuses (NaN, the wrong shape) fails alone, as it would in its own
+process. A sub-env that has ended or whose run failed keeps being stepped with a
+"stay" action until the population is done, and nothing of it is recorded. Resume is per run: a population holds only the
 pending runs.
 
 An env id whose vector entry point is not the package's (an env of your own) runs
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -35,12 +37,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from metacurriculum.benchmarks.episode import RunEpisode
 from metacurriculum.benchmarks.executors import InlineExecutor, Job, RunEvents
-from metacurriculum.benchmarks.harness import RunRecord, RunSpec
+from metacurriculum.benchmarks.harness import RunSpec
 from metacurriculum.envs.vector_env import MetaCurriculumVectorEnv
 from metacurriculum.registration import VECTOR_ENTRY_POINT
 
 __all__ = ["PopulationExecutor", "populations"]
+
+logger = logging.getLogger("metacurriculum.benchmarks")
 
 
 def populations(pending: Sequence[RunSpec], size: int | None) -> list[list[RunSpec]]:
@@ -74,10 +79,26 @@ def _own(info: dict[str, Any], i: int) -> dict[str, Any]:
 
 
 def _stay(space: spaces.Space) -> Any:
-    """The action that leaves ω as it is: for a sub-env whose run is over."""
+    """The action that leaves ω as it is: for a sub-env whose run is over or failed.
+
+    ``"omega"`` actions set ω itself, so there no fixed action stays; such a sub-env's
+    last ω is of no interest (nothing of it is recorded), its space's low corner will do.
+    """
     if isinstance(space, spaces.Discrete):
         return 1
-    return np.zeros(space.shape, dtype=space.dtype)
+    if isinstance(space, spaces.MultiDiscrete):
+        return np.ones(space.shape, dtype=space.dtype)
+    if isinstance(space, spaces.Box) and np.all(space.low <= 0) and np.all(space.high >= 0):
+        return np.zeros(space.shape, dtype=space.dtype)
+    return np.asarray(space.low, dtype=space.dtype)
+
+
+def _batchable(action: Any, space: spaces.Space) -> Any:
+    """A checked action in the shape of ``space``, so that the population's actions stack
+    (a teacher may return a float for a one-dimensional ``Box``)."""
+    if isinstance(space, spaces.Discrete):
+        return action
+    return np.asarray(action).reshape(space.shape)
 
 
 class PopulationExecutor:
@@ -101,32 +122,50 @@ class PopulationExecutor:
 
 
 class _Population:
-    """One population's episode: the vector env, a teacher and a record per run."""
+    """One population's episode: the vector env, and a :class:`RunEpisode` per run.
+
+    The loop is the vector form of :func:`~metacurriculum.benchmarks.episode.execute_run`:
+    each run's episode turns its sub-env's observation and ``info`` into its action
+    (checked against its own sub-env), records its steps and evaluates its student.
+    A run that fails (its teacher raises or returns an action its env refuses) is
+    reported failed and its sub-env gets the "stay" action from then on, before the
+    vector env checks any action: the other runs go on.
+    """
 
     def __init__(self, specs: Sequence[RunSpec], out: str, events: RunEvents) -> None:
         self.specs, self.out, self.events = list(specs), out, events
+        self.episodes: list[RunEpisode | None] = [None] * len(self.specs)
         self.live: set[int] = set()  # runs whose episode goes on
         self.evaluated: dict[int, BaseException | None] = {}  # ended runs: evaluation error
 
     def run(self) -> None:
-        from metacurriculum.teachers import make_teacher
-
         specs = self.specs
         with contextlib.ExitStack() as stack:
-            self.records = [stack.enter_context(RunRecord(spec, self.out)) for spec in specs]
-            settings = specs[0].env_settings()
-            envs = MetaCurriculumVectorEnv(
-                len(specs), settings, max_episode_steps=settings.episode_steps
-            )
-            stack.callback(envs.close)
-            self.teachers = [None] * len(specs)
             self.live = set(range(len(specs)))
             for i, spec in enumerate(specs):
-                self.teachers[i] = self._guard(
-                    i, lambda s=spec: make_teacher(s.teacher, **s.teacher_kwargs)
+                episode = self._guard(
+                    i, RunEpisode, spec, self.out, self.events.step, self.events.phase
                 )
-            for record in self.records:
-                record.start()
+                if episode is not None:
+                    self.episodes[i] = stack.enter_context(episode)
+            if not self.live:
+                return
+            settings = specs[0].env_settings()
+            logger.info(
+                "a population of %d runs of %s: loading the data and building its vector env",
+                len(specs),
+                specs[0].env_id,
+            )
+            try:
+                envs = MetaCurriculumVectorEnv(
+                    len(specs), settings, max_episode_steps=settings.episode_steps
+                )
+            except Exception as error:  # the env fails every run of the population
+                self._fail_all(error)
+                return
+            stack.callback(envs.close)
+            for i in sorted(self.live):
+                self.episodes[i].record.start()
             self.started = time.perf_counter()
             try:
                 obs, info = envs.reset(seed=[spec.seed for spec in specs])
@@ -134,26 +173,24 @@ class _Population:
                 self._fail_all(error)
                 return
             self.action_spaces = envs.get_attr("action_space")
-            observation_spaces = envs.get_attr("observation_space")
             infos = [_own(info, i) for i in range(len(specs))]
             for i in sorted(self.live):
-                self._guard(i, self._reset_teacher, i, observation_spaces[i], infos[i])
+                self._guard(i, self.episodes[i].reset, envs.envs[i], infos[i])
             envs.on_episode_end = self._ended
-            self._loop(envs, obs, infos, int(settings.budget))
+            self._loop(envs, obs, infos)
 
-    def _reset_teacher(self, i: int, observation_space: spaces.Space, info: dict) -> None:
-        self.teachers[i].reset(observation_space, self.action_spaces[i], seed=self.specs[i].seed)
-        self.records[i].reset(info)
-
-    def _loop(
-        self, envs: MetaCurriculumVectorEnv, obs: np.ndarray, infos: list[dict], budget: int
-    ) -> None:
+    def _loop(self, envs: MetaCurriculumVectorEnv, obs: np.ndarray, infos: list[dict]) -> None:
         actions = [_stay(space) for space in self.action_spaces]
         while self.live:
             for i in sorted(self.live):
-                actions[i] = self._guard(i, self.teachers[i].act, obs[i].copy(), infos[i])
-                if i not in self.live:
-                    actions[i] = _stay(self.action_spaces[i])
+                action = self._guard(i, self.episodes[i].act, obs[i].copy(), infos[i])
+                # A failed run's sub-env stays where it is: the vector env never sees the
+                # action that failed it.
+                actions[i] = (
+                    _batchable(action, self.action_spaces[i])
+                    if i in self.live
+                    else _stay(self.action_spaces[i])
+                )
             if not self.live:
                 return
             self.evaluated.clear()
@@ -166,19 +203,18 @@ class _Population:
             for i in sorted(self.live):
                 ended = bool(terminated[i] or truncated[i])
                 infos[i] = _own(info["final_info"] if ended else info, i)
-                record = self.records[i]  # an ended run's clock stopped before its evaluation
-                record.step(infos[i], actions[i], float(rewards[i]), record.train_seconds or wall)
-                self.events.step(self.specs[i], int(infos[i]["meta_step"]), budget)
-                if ended:
+                episode = self.episodes[i]  # an ended run's clock stopped before its evaluation
+                wall_s = episode.record.train_seconds or wall
+                self._guard(i, episode.step, infos[i], actions[i], float(rewards[i]), wall_s)
+                if ended and i in self.live:
                     self._finish(i, infos[i], bool(terminated[i]))
 
     def _ended(self, i: int, sub_env: gym.Env) -> None:
         """Sub-env ``i``'s episode has ended: save and evaluate its student now."""
         if i not in self.live:
             return
-        self.records[i].end_training()
         try:
-            self.records[i].evaluate(sub_env)
+            self.episodes[i].evaluate(sub_env)
         except Exception as error:
             self.evaluated[i] = error
         else:
@@ -189,7 +225,7 @@ class _Population:
         error = self.evaluated.get(i)
         if error is None:
             try:
-                summary = self.records[i].finish(info, terminated, self.teachers[i])
+                summary = self.episodes[i].finish(info, terminated)
             except Exception as failure:
                 error = failure
         if error is not None:
@@ -198,7 +234,7 @@ class _Population:
             self.events.finished(self.specs[i], summary)
 
     def _guard(self, i: int, call: Any, *args: Any) -> Any:
-        """``call(*args)`` for run ``i``; a failure fails that run alone."""
+        """``call(*args)`` for run ``i``; a failure fails that run alone (``None``)."""
         try:
             result = call(*args)
         except Exception as error:  # one failed run must not stop the others

@@ -142,11 +142,11 @@ PRESETS: dict[str, Preset] = {
         "MetaCurriculum-Omniglot5-v0",
         "MetaCurriculum-Omniglot20-v0",
     ),
-    # Measured: 6 min 49 s for all 15 runs on this 2-core machine (6 min 14 s pinned to 2 cores of a Xeon
-    # with taskset); 43-55 s a run. Shared, busier cores take about twice as long.
+    # Measured (README, "Results of the reduced preset"): 24 runs in 27 min 7 s of wall time
+    # on 2 cores shared with three other jobs, 23 min of CPU time in all.
     "reduced": Preset(
         "Omniglot 5-way 1-shot, 16 filters x 3 blocks, first-order, 200 meta-steps, "
-        "3 seeds: the comparison on 2 CPU cores in about 7 minutes.",
+        "8 teachers x 3 seeds: 27 min on 2 shared CPU cores (23 min of CPU time).",
         ("MetaCurriculum-Omniglot5-v0",),
         seeds=(0, 1, 2),
         env_kwargs=REDUCED_SETTINGS,

@@ -8,7 +8,7 @@ down after it; a Ray already initialised in this process is used and left runnin
   ``num_gpus`` = ``gpus_per_run`` (whole or fractional; by default 1 when the cluster has
   GPUs and the run's device is not ``"cpu"``). Ray runs as many tasks at once as the
   cluster's resources allow (at most ``workers``, when given).
-- **No shared disk.** A task runs :func:`~metacurriculum.benchmarks.harness.execute_run`
+- **No shared disk.** A task runs :func:`~metacurriculum.benchmarks.episode.execute_run`
   into a temporary folder on its worker and returns the folder's files as bytes; the
   driver writes them (:func:`~metacurriculum.benchmarks.executors.write_run`,
   ``done.json`` last). Resume, ``--overwrite`` and the results are those of the local
@@ -18,9 +18,17 @@ down after it; a Ray already initialised in this process is used and left runnin
 - **Failures.** A run that raises is reported with its traceback; a task whose worker
   dies (killed, out of memory) is retried :attr:`RayExecutor.max_retries` times, then
   reported failed. The other runs go on.
-- **Interrupts.** On SIGINT or SIGTERM every pending task is cancelled (force) before
-  :class:`~metacurriculum.benchmarks.workers.Interrupted` is raised. (A signal during
-  the second or two of ``ray.init`` meets Ray's own handler instead, which aborts.)
+- **Interrupts.** On SIGINT or SIGTERM every pending task is cancelled (a
+  ``KeyboardInterrupt`` first, so it removes its temporary folder; killed after
+  :attr:`RayExecutor.stop_grace` seconds), a local Ray started for the command is
+  shut down without Ray's per-process grace, and what killed tasks left in this
+  machine's temporary folder is removed, before
+  :class:`~metacurriculum.benchmarks.workers.Interrupted` is raised: about a second,
+  also when the signal reached Ray's own processes (a SIGTERM to the process group, as
+  Slurm sends it). A signal during the second or two of ``ray.init`` meets Ray's own
+  handler instead, which aborts. After ``kill -9`` of the command, Ray's processes
+  die with it, except two agents that wait about 60 s for Ray's (dead) control store
+  before they exit; nothing of them is needed.
 
 Ray is an optional dependency (``pip install "metacurriculum[ray]"``), imported only
 when this executor runs.
@@ -28,17 +36,23 @@ when this executor runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
+import subprocess
 import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from metacurriculum.benchmarks.episode import execute_run
 from metacurriculum.benchmarks.execution import available_cores
 from metacurriculum.benchmarks.executors import Job, RunEvents, run_contents, write_run
-from metacurriculum.benchmarks.harness import BenchmarkError, RunSpec, execute_run
+from metacurriculum.benchmarks.harness import BenchmarkError, RunSpec
 from metacurriculum.benchmarks.workers import Interrupted, _signals, import_modules
 
 __all__ = ["RayExecutor", "check_reachable", "import_ray"]
@@ -64,25 +78,34 @@ def import_ray() -> Any:
 
 
 class _Inbox:
-    """An actor holding the meta-steps tasks post, until the driver takes them."""
+    """An actor holding what tasks post (meta-steps, phases), until the driver takes it."""
 
     def __init__(self) -> None:
-        self.messages: list[tuple[str, int, int]] = []
+        self.messages: list[tuple[Any, ...]] = []
 
-    def post(self, name: str, meta_step: int, budget: int) -> None:
-        self.messages.append((name, meta_step, budget))
+    def post(self, *message: Any) -> None:
+        self.messages.append(message)
 
-    def take(self) -> list[tuple[str, int, int]]:
+    def take(self) -> list[tuple[Any, ...]]:
         messages, self.messages = self.messages, []
         return messages
 
 
-def run_task(spec: RunSpec, threads: int, imports: Sequence[str], inbox: Any) -> dict[str, Any]:
+def temporary_prefix(token: str) -> str:
+    """The prefix of the temporary run folders of the benchmark ``token``."""
+    return f"metacurriculum-{token}-"
+
+
+def run_task(
+    spec: RunSpec, threads: int, imports: Sequence[str], inbox: Any, token: str = "run"
+) -> dict[str, Any]:
     """One run on a Ray worker, in a temporary folder: ``{"summary", "files", "last_step"}``
     on success, ``{"error": traceback}`` when the run raised.
 
-    Meta-steps are posted to ``inbox`` at most every :data:`REPORT_EVERY` seconds; the
-    last one comes back with the result, so the bar ends exact however late posts land.
+    Meta-steps are posted to ``inbox`` at most every :data:`REPORT_EVERY` seconds (phases
+    always); the last one comes back with the result, so the bar ends exact however late
+    posts land. The folder's name carries the benchmark's ``token``, so that the driver
+    can remove what a killed task left on its machine.
     """
     import torch
 
@@ -96,12 +119,15 @@ def run_task(spec: RunSpec, threads: int, imports: Sequence[str], inbox: Any) ->
         latest = (meta_step, budget)
         if time.monotonic() - posted >= REPORT_EVERY:
             posted = time.monotonic()
-            inbox.post.remote(spec.name, meta_step, budget)
+            inbox.post.remote("step", spec.name, meta_step, budget)
+
+    def phase(spec: RunSpec, text: str) -> None:
+        inbox.post.remote("phase", spec.name, text)
 
     try:
         import_modules(imports)
-        with tempfile.TemporaryDirectory(prefix="metacurriculum-") as tmp:
-            summary = execute_run(spec, tmp, on_step=report)
+        with tempfile.TemporaryDirectory(prefix=temporary_prefix(token)) as tmp:
+            summary = execute_run(spec, tmp, report, phase)
             files = run_contents(spec.folder(tmp))
         return {"summary": summary, "files": files, "last_step": latest}
     except Exception:  # the driver reports it; the other runs go on
@@ -115,16 +141,21 @@ class RayExecutor:
         max_retries: times a task whose worker died is retried before it is reported
             failed (a run that raises is not retried: it would raise again).
         poll: seconds between the driver's looks at progress and finished tasks.
+        stop_grace: seconds cancelled tasks get to unwind before they are killed.
     """
 
     max_retries: int = 2
     poll: float = 0.5
+    #: Seconds cancelled tasks get to unwind (their temporary folders removed) before
+    #: they are killed.
+    stop_grace: float = 0.5
 
     def run(self, pending: Sequence[RunSpec], job: Job, events: RunEvents) -> None:
         """See :meth:`~metacurriculum.benchmarks.executors.Executor.run`."""
         ray = import_ray()
         started = _connect(ray, job.config.ray_address)
         received: list[int] = []
+        self.token = uuid.uuid4().hex[:12]
 
         def interrupt(signum: int, frame: Any) -> None:
             received.append(signum)
@@ -138,9 +169,10 @@ class RayExecutor:
                 raise Interrupted(received[0]) from None
             raise
         finally:
-            if started:
-                with _signals(_ignore):
-                    ray.shutdown()
+            with _signals(_ignore):
+                if started:
+                    _shutdown(ray, fast=bool(received))
+                _remove_leftovers(self.token)
 
     def _run(self, ray: Any, pending: Sequence[RunSpec], job: Job, events: RunEvents) -> None:
         available = ray.cluster_resources().get("GPU", 0)
@@ -155,7 +187,7 @@ class RayExecutor:
                     spec = todo.pop(0)
                     options = dict(num_cpus=job.threads, num_gpus=gpus[spec.name])
                     ref = task.options(max_retries=self.max_retries, **options).remote(
-                        spec, job.threads, job.imports, inbox
+                        spec, job.threads, job.imports, inbox, self.token
                     )
                     running[ref] = spec
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=self.poll)
@@ -165,8 +197,7 @@ class RayExecutor:
         finally:
             if running:  # an interrupt or an error of the driver: stop every task
                 with _signals(_ignore):
-                    for ref in running:
-                        ray.cancel(ref, force=True)
+                    _cancel(ray, list(running), self.stop_grace)
             ray.kill(inbox)
 
     def _collect(self, ray: Any, ref: Any, spec: RunSpec, job: Job, events: RunEvents) -> None:
@@ -189,15 +220,75 @@ class RayExecutor:
 
 
 def _show_steps(ray: Any, inbox: Any, running: dict[Any, RunSpec], events: RunEvents) -> None:
-    """Report the meta-steps posted so far (late ones of runs already finished are dropped)."""
+    """Report the meta-steps and phases posted so far (late ones of runs already finished
+    are dropped)."""
     by_name = {spec.name: spec for spec in running.values()}
-    for name, meta_step, budget in ray.get(inbox.take.remote()):
+    for kind, name, *rest in ray.get(inbox.take.remote()):
         if name in by_name:
-            events.step(by_name[name], meta_step, budget)
+            (events.step if kind == "step" else events.phase)(by_name[name], *rest)
 
 
 def _ignore(signum: int, frame: Any) -> None:
     """A signal handler that does nothing: cleanup must not be cut short."""
+
+
+def _cancel(ray: Any, refs: list[Any], grace: float) -> None:
+    """Cancel the tasks of ``refs``: a ``KeyboardInterrupt`` in each first, so that it
+    removes its temporary folder on the way out, then a kill for those still running
+    after ``grace`` seconds."""
+    for ref in refs:
+        ray.cancel(ref)
+    _, left = ray.wait(refs, num_returns=len(refs), timeout=grace)
+    for ref in left:
+        ray.cancel(ref, force=True)
+
+
+def _shutdown(ray: Any, fast: bool, grace: float = 1.0) -> None:
+    """Shut down the local Ray this executor started.
+
+    After an interrupt (``fast``) Ray's processes, and the agents and workers the raylet
+    started, get SIGTERM all at once and ``grace`` seconds in all, then SIGKILL, instead
+    of Ray's SIGTERM-and-wait one process after the other: a SIGTERM to the process group
+    (as Slurm sends it) reaches them too, and the sequential waits then add up to seconds.
+    Nothing of the interrupted runs is kept, so nothing is lost.
+    """
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    node = getattr(worker, "_global_node", None)
+    kill = getattr(node, "kill_all_processes", None)
+    if fast and isinstance(getattr(node, "all_processes", None), dict) and callable(kill):
+
+        def kill_at_once(**kwargs: Any) -> None:  # ray.shutdown calls it after disconnecting
+            import psutil  # a dependency of Ray
+
+            popens = [info.process for infos in node.all_processes.values() for info in infos]
+            # The raylet's agents and workers too: left alone, the agents wait a minute
+            # for the control store (stopped at the same time) before they exit.
+            children = []
+            for process in popens:
+                with contextlib.suppress(psutil.Error):
+                    children += psutil.Process(process.pid).children(recursive=True)
+            for process in [*popens, *children]:
+                with contextlib.suppress(OSError, psutil.Error):
+                    process.terminate()
+            deadline = time.monotonic() + grace
+            for process in popens:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(max(0.0, deadline - time.monotonic()))
+            _, alive = psutil.wait_procs(children, timeout=max(0.0, deadline - time.monotonic()))
+            for process in alive:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
+            kill(**{**kwargs, "allow_graceful": False})  # what lingers: SIGKILL
+
+        node.kill_all_processes = kill_at_once
+    ray.shutdown()
+
+
+def _remove_leftovers(token: str) -> None:
+    """Remove the temporary run folders that killed tasks of the benchmark ``token`` left
+    on this machine (a task on another node removes its own unless it is killed)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{temporary_prefix(token)}*"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _connect(ray: Any, address: str | None) -> bool:
@@ -212,8 +303,17 @@ def _connect(ray: Any, address: str | None) -> bool:
     check_reachable(address)
     # A local Ray gets the cores this process may use (Ray's default: every core).
     cores = {"num_cpus": available_cores()} if address == "local" else {}
+    # Ray's driver waits up to 5 s at shutdown to flush task events (for a dashboard
+    # that is off) to a GCS that a SIGTERM to the process group has already stopped.
+    system = {"_system_config": {"task_events_shutdown_flush_timeout_ms": 500}}
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, **cores)
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            **cores,
+            **(system if address == "local" else {}),
+        )
     except ConnectionError as error:
         raise BenchmarkError(
             f"cannot connect to the Ray cluster at {address!r} ({error}); start one with "

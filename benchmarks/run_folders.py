@@ -6,12 +6,18 @@ A run is finished only when its folder reads back whole and agrees with itself:
   summary key with a value of the right type (``final_omega``: a number, or a list of
   numbers when ω is a vector);
 - ``done.json`` carries the digest of the ``config.json`` it was made from, and it matches;
-- ``evaluation.json`` parses, with a per inner step mean loss and accuracy;
-- ``steps.jsonl`` holds one JSON object per line, one line per env step and the reset.
+- ``config.json`` names the env id, teacher and seed with values of the right types;
+- ``evaluation.json`` parses, with a per inner step mean loss and accuracy (numbers, or
+  null for NaN, as many of one as of the other);
+- ``steps.jsonl`` holds one JSON object per line, one line per env step and the reset,
+  every line with the same keys and numbers (or null) where the tables read numbers;
+- ``student.pt`` is a non-empty file whose SHA-256 is the ``student_digest`` in
+  ``done.json`` (runs made before the digest was stored: a non-empty file).
 
-Anything else (an empty, truncated, garbage or foreign file) is unfinished: the harness
-says so, naming the folder, and redoes the run. A file that must be read and cannot be
-raises :class:`DamagedRunError`, naming the file and what to do.
+Anything else (an empty, truncated, garbage, non-UTF-8 or foreign file, a folder where a
+file belongs, a file that cannot be read) is unfinished: the harness says so, naming
+the folder, and redoes the run. A file that must be read and cannot be raises
+:class:`DamagedRunError`, naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -100,17 +106,36 @@ def _redo(path: Path) -> str:
     )
 
 
+def read_text(path: Path) -> str:
+    """``path``'s text, strictly UTF-8 (as ``json`` writes it).
+
+    Raises:
+        DamagedRunError: when it is missing, unreadable (a folder, no permission) or not
+            UTF-8 text; the message names the file and what to do.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise DamagedRunError(f"{path} cannot be read ({reason}); {_redo(path)}.") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        byte = data[error.start : error.start + 1].hex()
+        raise DamagedRunError(
+            f"{path} is not UTF-8 text (byte 0x{byte} at position {error.start}): a damaged "
+            f"file; {_redo(path)}."
+        ) from None
+
+
 def read_json(path: Path) -> dict[str, Any]:
     """``path`` parsed as a JSON object.
 
     Raises:
-        DamagedRunError: when it is missing, unreadable, not JSON or not an object; the
-            message names the file and what to do.
+        DamagedRunError: when it is missing, unreadable, not UTF-8, not JSON or not an
+            object; the message names the file and what to do.
     """
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise DamagedRunError(f"{path} cannot be read ({error}); {_redo(path)}.") from None
+    text = read_text(path)
     try:
         value = json.loads(text)
     except ValueError as error:
@@ -130,10 +155,7 @@ def read_steps(path: Path) -> list[dict[str, Any]]:
         DamagedRunError: for a missing or empty file, or a line that is not a JSON object
             (a truncated file); the message names the file, the line and what to do.
     """
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as error:
-        raise DamagedRunError(f"{path} cannot be read ({error}); {_redo(path)}.") from None
+    lines = read_text(path).splitlines()
     records = []
     for number, line in enumerate(lines, 1):
         try:
@@ -175,40 +197,128 @@ def check_summary(summary: dict[str, Any], path: Path) -> None:
             raise DamagedRunError(f"{path}: {key!r} is {got}, not a run summary; {_redo(path)}.")
 
 
+#: ``config.json``'s keys that the tables and plots read, and the types of their values.
+CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "env_id": (str,),
+    "teacher": (str,),
+    "seed": (int,),
+    "env_settings": (dict,),
+    "eval_tasks": (int,),
+    "eval_seed": (int,),
+}
+
+
+def check_config(config: dict[str, Any], path: Path) -> None:
+    """Raise :class:`DamagedRunError` unless ``config`` has the keys and types of a run's
+    ``config.json`` that the tables and plots read."""
+    for key, types in CONFIG_TYPES.items():
+        value = config.get(key, ...)
+        if isinstance(value, bool) or not isinstance(value, types):
+            got = "missing" if value is ... else repr(value)
+            raise DamagedRunError(f"{path}: {key!r} is {got}, not a run's config; {_redo(path)}.")
+
+
+def check_evaluation(evaluation: dict[str, Any], path: Path) -> None:
+    """Raise :class:`DamagedRunError` unless ``evaluation`` holds per inner step mean losses
+    and accuracies: equally long, non-empty lists of numbers (null for NaN)."""
+    lengths = set()
+    for key in ("loss_mean", "accuracy_mean"):
+        values = evaluation.get(key)
+        if not isinstance(values, list) or not values:
+            raise DamagedRunError(f"{path} lacks its {key!r} list; {_redo(path)}.")
+        bad = [v for v in values if v is not None and not _is_number(v)]
+        if bad:
+            raise DamagedRunError(f"{path}: {key!r} holds {bad[0]!r}, not a number; {_redo(path)}.")
+        lengths.add(len(values))
+    if len(lengths) > 1:
+        raise DamagedRunError(
+            f"{path}: 'loss_mean' and 'accuracy_mean' differ in length; {_redo(path)}."
+        )
+
+
+def check_steps(steps: list[dict[str, Any]], path: Path) -> None:
+    """Raise :class:`DamagedRunError` unless every line of ``steps.jsonl`` has the keys of
+    the first and numbers (or null) where the tables and plots read numbers."""
+    keys = set(steps[0])
+    for number, record in enumerate(steps, 1):
+        if set(record) != keys:
+            raise DamagedRunError(
+                f"{path}, line {number} has other keys than line 1; {_redo(path)}."
+            )
+    for key in keys - {"n_way", "action"}:
+        try:
+            np.array([np.nan if r[key] is None else r[key] for r in steps], dtype=float)
+        except (TypeError, ValueError):
+            raise DamagedRunError(
+                f"{path}: the {key!r} values are not numbers of one shape; {_redo(path)}."
+            ) from None
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of ``path``'s bytes (a run's ``student.pt``, in ``done.json``)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_student(folder: Path, summary: dict[str, Any]) -> None:
+    """Raise :class:`DamagedRunError` unless ``student.pt`` is a non-empty file whose digest
+    is ``done.json``'s ``student_digest`` (when the run stored one)."""
+    path = folder / STUDENT
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            what = "is missing" if not path.exists() else "is not a file, or empty"
+            raise DamagedRunError(f"{path} {what}; {_redo(path)}.")
+        digest = summary.get("student_digest")
+        if digest is not None and digest != file_digest(path):
+            raise DamagedRunError(
+                f"{path} is not the student {DONE} was written for (truncated or replaced); "
+                f"{_redo(path)}."
+            )
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise DamagedRunError(f"{path} cannot be read ({reason}); {_redo(path)}.") from None
+
+
 def read_run(folder: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """A finished run's ``config.json``, ``done.json`` and ``evaluation.json``, checked.
 
     Raises:
-        DamagedRunError: when any of them, or ``steps.jsonl``, is damaged or they disagree.
+        DamagedRunError: when any of them, ``steps.jsonl`` or ``student.pt`` is damaged,
+            or they disagree.
     """
     config, summary = read_json(folder / CONFIG), read_json(folder / DONE)
     check_summary(summary, folder / DONE)
     digest = summary.get("config_digest")
     if digest is not None and digest != config_digest(config):
         raise DamagedRunError(
-            f"{folder / DONE} was made from another {CONFIG} than the one beside it; "
+            f"{folder / DONE} was made from another {CONFIG} than {folder / CONFIG}; "
             f"{_redo(folder / DONE)}."
         )
+    check_config(config, folder / CONFIG)
     evaluation = read_json(folder / EVALUATION)
-    for key in ("loss_mean", "accuracy_mean"):
-        if not isinstance(evaluation.get(key), list) or not evaluation[key]:
-            raise DamagedRunError(
-                f"{folder / EVALUATION} lacks its {key!r} list; {_redo(folder / EVALUATION)}."
-            )
+    check_evaluation(evaluation, folder / EVALUATION)
     steps = read_steps(folder / STEPS)
     if len(steps) != summary["env_steps"] + 1:
         raise DamagedRunError(
             f"{folder / STEPS} holds {len(steps)} lines, {DONE} says {summary['env_steps']} env "
             f"steps (+1 for the reset); {_redo(folder / STEPS)}."
         )
+    check_steps(steps, folder / STEPS)
+    check_student(folder, summary)
     return config, summary, evaluation
 
 
 def unfinished_reason(folder: Path) -> str | None:
     """``None`` when ``folder`` holds a finished run, else why not (``"no done.json"``, or
-    what is damaged)."""
-    if not (folder / DONE).is_file():
-        return f"no {DONE}"
+    what is damaged or cannot be read)."""
+    try:
+        if not (folder / DONE).is_file():
+            return f"no {DONE}"
+    except OSError as error:  # a folder without permission to look inside
+        return f"{folder} cannot be read ({error.strerror or error})"
     try:
         read_run(folder)
     except DamagedRunError as error:
@@ -217,9 +327,21 @@ def unfinished_reason(folder: Path) -> str | None:
 
 
 def clear_run(folder: Path) -> None:
-    """Remove a run's own files (and leftover temporary files) from ``folder``."""
+    """Remove a run's own files (and leftover temporary files) from ``folder``.
+
+    Raises:
+        BenchmarkError: when a folder sits where one of the run's files belongs (it is
+            not removed: it may hold something of yours); the message says what to do.
+    """
     leftovers = [*folder.glob("*.tmp"), *folder.glob(f".{STUDENT}.*")]  # interrupted writes
-    for path in [*(folder / name for name in RUN_FILES), *leftovers]:
+    paths = [*(folder / name for name in RUN_FILES), *leftovers]
+    for path in paths:  # before anything is removed: the folder stays as it was
+        if path.is_dir() and not path.is_symlink():
+            raise BenchmarkError(
+                f"{path} is a folder where the run's file belongs; remove it "
+                f"(rm -r {path}) and rerun the same command to redo the run."
+            )
+    for path in paths:
         path.unlink(missing_ok=True)
 
 

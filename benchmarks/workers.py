@@ -20,6 +20,7 @@ import importlib
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -27,16 +28,48 @@ from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from metacurriculum.benchmarks.harness import BenchmarkError, RunSpec, execute_run
+from metacurriculum.benchmarks.episode import execute_run
+from metacurriculum.benchmarks.harness import BenchmarkError, RunSpec
 
 
 def import_modules(modules: Sequence[str]) -> None:
-    """Import ``modules`` (they register env ids or teachers as a side effect)."""
+    """Import ``modules`` (they register env ids or teachers as a side effect).
+
+    A module in the current folder is found as ``python -m`` would find it, also from the
+    ``metacurriculum`` console script (whose path starts at its own folder): the current
+    folder joins the end of ``sys.path`` (spawned workers inherit it).
+
+    Raises:
+        BenchmarkError: naming the module, the reason and where it was looked for.
+    """
     for name in modules:
         try:
             importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if not _in_current_folder(name, error):
+                raise BenchmarkError(
+                    f"--import {name!r} failed: {error}. Install it, put its folder on "
+                    "PYTHONPATH, or run from the folder that holds it."
+                ) from None
+            sys.path.append(os.getcwd())
+            importlib.invalidate_caches()
+            try:
+                importlib.import_module(name)
+            except ImportError as again:
+                raise BenchmarkError(f"--import {name!r} failed: {again}") from None
         except ImportError as error:
             raise BenchmarkError(f"--import {name!r} failed: {error}") from None
+
+
+def _in_current_folder(name: str, error: ModuleNotFoundError) -> bool:
+    """Whether ``name`` was not found only because the current folder is not on the path."""
+    top = name.split(".")[0]
+    cwd = os.getcwd()
+    if error.name != top or cwd in sys.path or "" in sys.path:
+        return False
+    return os.path.isfile(os.path.join(cwd, f"{top}.py")) or os.path.isfile(
+        os.path.join(cwd, top, "__init__.py")
+    )
 
 
 #: Seconds a stopped worker gets to exit after SIGTERM before it is killed.
@@ -97,11 +130,14 @@ def _worker_main(conn: Connection, threads: int, imports: Sequence[str]) -> None
     def report(spec: RunSpec, meta_step: int, budget: int) -> None:
         conn.send(("step", spec.name, meta_step, budget))
 
+    def phase(spec: RunSpec, text: str) -> None:
+        conn.send(("phase", spec.name, text))
+
     try:
         while (task := conn.recv()) is not None:
             spec, out = task
             try:
-                summary = execute_run(spec, out, on_step=report)
+                summary = execute_run(spec, out, report, phase)
             except Exception:  # the parent records it; a traceback object does not pickle
                 conn.send(("done", spec.name, None, traceback.format_exc()))
             else:
@@ -135,6 +171,7 @@ def run_pool(
     threads: int,
     on_step: Callable[[RunSpec, int, int], None],
     on_done: Callable[[RunSpec, dict[str, Any] | None, str | None], None],
+    on_phase: Callable[[RunSpec, str], None] | None = None,
 ) -> None:
     """Run ``pending`` on ``workers`` spawned processes of ``threads`` torch threads each.
 
@@ -150,6 +187,8 @@ def run_pool(
         on_step: called with ``(spec, meta_step, budget)`` as a worker reports a step.
         on_done: called with ``(spec, summary, None)`` for a finished run, ``(spec, None,
             traceback)`` for a failed one.
+        on_phase: called with ``(spec, text)`` as a worker's run enters a long phase
+            (loading data, the final evaluation).
 
     Raises:
         BenchmarkError: when a worker process dies (out of memory, killed).
@@ -170,9 +209,13 @@ def run_pool(
             busy = [w for w in pool if w.spec is not None]
             wait([obj for w in busy for obj in (w.conn, w.process.sentinel)], timeout=1.0)
             for worker in busy:
-                for message in _messages(worker):
+                for message in _messages(worker, threads):
                     if message[0] == "step":
                         on_step(by_name[message[1]], *message[2:])
+                        continue
+                    if message[0] == "phase":
+                        if on_phase is not None:
+                            on_phase(by_name[message[1]], message[2])
                         continue
                     spec, (_, _, summary, error) = worker.spec, message
                     on_done(spec, summary, error)
@@ -182,8 +225,10 @@ def run_pool(
         _stop(pool, graceful=finished)
 
 
-def _messages(worker: _Worker) -> list[tuple[Any, ...]]:
-    """What ``worker`` sent so far; a worker that died mid-run is a :class:`BenchmarkError`."""
+def _messages(worker: _Worker, threads: int) -> list[tuple[Any, ...]]:
+    """What ``worker`` sent so far; a worker that died mid-run is a :class:`BenchmarkError`
+    (whose fix keeps the runs' ``threads``: fewer workers would otherwise mean more
+    threads per run, and other last bits in the numbers)."""
     messages = []
     try:
         while worker.conn.poll():
@@ -196,7 +241,8 @@ def _messages(worker: _Worker) -> list[tuple[Any, ...]]:
         raise BenchmarkError(
             f"a worker process died (exit code {worker.process.exitcode}) while running "
             f"{worker.spec.name} (out of memory?); finished runs are kept: rerun with fewer "
-            "--workers to finish."
+            f"--workers and --threads {threads} to finish (the same threads per run keep "
+            "the numbers those runs would have had)."
         )
     return messages
 

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import logging
+import os
 import re
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -263,10 +266,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         plots=False if args.no_plots else None,
         imports=args.imports,
     )
-    execution.run_benchmark(config)
-    _report(config.out)
-    if config.plots:
-        _plots(config.out)
+
+    def results() -> None:  # with the output folder still locked: no other command's rewrite
+        _report(config.out, elsewhere="--out")
+        if config.plots:
+            _plots(config.out, elsewhere="--no-plots, or --out")
+
+    execution.run_benchmark(config, then=results)
     return 0
 
 
@@ -281,16 +287,19 @@ def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_train_teacher(args: argparse.Namespace) -> int:
+    from metacurriculum.benchmarks.harness import check_env_id
     from metacurriculum.envs import make_env
     from metacurriculum.teachers.sb3 import train_sb3_teacher
 
+    check_env_id(args.env)
+    out = args.out or f"teacher_{args.algo}.zip"
+    _check_model_path(out)  # before training, not after it
     env_kwargs = _env_kwargs(args)
     if args.algo == "dqn":
         env_kwargs.setdefault("action_type", "discrete")  # DQN needs Discrete actions
     if args.device is not None:
         env_kwargs["device"] = args.device
     env = make_env(args.env, **env_kwargs)
-    out = args.out or f"teacher_{args.algo}.zip"
     train_sb3_teacher(
         args.algo, env, args.timesteps, seed=args.seed, path=out, progress=not args.no_progress
     )
@@ -302,27 +311,76 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(root: str) -> None:
+def _check_model_path(path: str) -> None:
+    """Fail before training when the model could not be saved at ``path``."""
+    from metacurriculum.benchmarks.filesystem import describe_os_error
+    from metacurriculum.benchmarks.harness import BenchmarkError
+
+    target = Path(path)
+    if target.is_dir():
+        raise BenchmarkError(
+            f"--out {path} is a folder; name the .zip to write, e.g. {path}/ppo.zip."
+        )
+    probe = target.with_name(f".{target.name}.write-test")
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        error.filename = str(target)  # the probe's name would only confuse
+        raise BenchmarkError(describe_os_error(error, elsewhere="--out")) from None
+
+
+def _results_written(elsewhere: str) -> Any:
+    """Turn a failed write of the results into one line naming the path and the fix."""
+    from metacurriculum.benchmarks.filesystem import describe_os_error
+    from metacurriculum.benchmarks.harness import BenchmarkError
+
+    @contextlib.contextmanager
+    def block() -> Any:
+        try:
+            yield
+        except OSError as error:
+            if isinstance(error, FileNotFoundError) and error.filename is None:
+                raise  # load_runs: no finished run, its own message
+            raise BenchmarkError(describe_os_error(error, elsewhere=elsewhere)) from None
+
+    return block()
+
+
+def _report(root: str, elsewhere: str = "") -> None:
     from metacurriculum.benchmarks.tables import report
 
-    print(report(root))
-    print(f"results: {root}/results.md, {root}/results.csv, {root}/runs.csv")
+    with _results_written(elsewhere):
+        print(report(root))
+    files = ", ".join(
+        os.path.join(root, name) for name in ("results.md", "results.csv", "runs.csv")
+    )
+    print(f"results: {files}")
 
 
-def _plots(root: str, out: str | None = None) -> None:
+def _plots(root: str, out: str | None = None, elsewhere: str = "--out") -> None:
     from metacurriculum.benchmarks.plots import plot_all
 
-    for path in plot_all(root, out):
-        print(f"plot: {path}")
+    with _results_written(elsewhere):
+        for path in plot_all(root, out):
+            print(f"plot: {path}")
+
+
+def _runs_dir(args: argparse.Namespace) -> str:
+    if not args.runs_dir:
+        from metacurriculum.benchmarks.harness import BenchmarkError
+
+        raise BenchmarkError("RUNS_DIR is empty; pass a bench --out folder (. for this one).")
+    return args.runs_dir
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
-    _report(args.runs_dir)
+    _report(_runs_dir(args))
     return 0
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    _plots(args.runs_dir, args.out)
+    _plots(_runs_dir(args), args.out)
     return 0
 
 
@@ -373,7 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_teacher_kwargs,
         action="append",
         metavar="T:K=V,...",
-        help="teacher settings, e.g. adaptive:step=1,static:threshold=0.3",
+        help="teacher settings, e.g. adaptive:step=1,static:threshold=0.3. "
+        "sb3:path=FILE.zip loads a Stable-Baselines3 model, which runs code stored in the "
+        "file (as SB3 warns): only name files you trust",
     )
     add("--out", help="output root (default runs)")
     add(
@@ -452,7 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train an SB3 model (PPO, A2C, SAC, DQN) as a teacher, with settings made "
         "for episodes of a few hundred expensive steps, and save it as a .zip that "
         "`bench --teachers sb3 --teacher-kwargs sb3:path=...,algo=...` runs. Each env "
-        "step trains the student, so a few hundred timesteps already take a while.",
+        "step trains the student, so a few hundred timesteps already take a while. "
+        "Loading a saved model runs code stored in it (SB3 unpickles its policy class "
+        "and spaces): share and load only models you trust.",
     )
     add = train.add_argument
     add("--algo", required=True, choices=("ppo", "a2c", "sac", "dqn"), help="the SB3 algorithm")
@@ -486,6 +548,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A log handler writing to whatever ``sys.stderr`` is when it writes (``main`` may run
+    again in one process with stderr redirected, as in a notebook or a test)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``metacurriculum`` command with ``argv`` (default ``sys.argv[1:]``).
 
@@ -494,13 +569,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         Ctrl-C (SIGINT), 143 by SIGTERM (128 + the signal's number, as shells report it).
         After an interrupt, further SIGINT and SIGTERM are ignored until the process exits.
     """
+    from metacurriculum.benchmarks.filesystem import describe_os_error
     from metacurriculum.benchmarks.harness import BenchmarkError
     from metacurriculum.benchmarks.workers import interruptible
 
     args = build_parser().parse_args(argv)
     package_logger = logging.getLogger("metacurriculum")
     if not package_logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         package_logger.addHandler(handler)
         package_logger.setLevel(logging.INFO)
@@ -509,6 +585,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.func(args)
     except (BenchmarkError, FileNotFoundError, ImportError, ValueError, TypeError) as error:
         print(f"metacurriculum {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a filesystem fault nothing above named: still one line
+        print(f"metacurriculum {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as error:
         for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the exit

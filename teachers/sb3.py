@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -373,16 +374,80 @@ def _progress_bar() -> Any:
     return ProgressBar()
 
 
+#: Entries of a saved model that acting never uses, with what stands in for them: they
+#: are not unpickled (a pickled schedule often fails under another Python version; and
+#: it is code). ``_setup_model`` rebuilds what it needs from the plain settings.
+NOT_NEEDED_TO_ACT: dict[str, Any] = {
+    "lr_schedule": lambda _: 0.0,
+    "clip_range": lambda _: 0.0,
+    "exploration_schedule": None,
+    "rollout_buffer_class": None,
+    "replay_buffer_class": None,
+    "train_freq": 1,
+}
+
+
+def _model_archive(path: Path) -> None:
+    """Raise ``ValueError`` unless ``path`` looks like a saved SB3 model: a zip holding a
+    ``data`` JSON object and ``policy.pth`` (checked before anything in it is loaded)."""
+    import zipfile
+
+    fix = "save one with `metacurriculum train-teacher` or model.save(path)"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            text = archive.read("data") if "data" in names else None
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ValueError(
+            f"{path} is not a saved SB3 model (not a whole zip: {error}); {fix}."
+        ) from None
+    missing = sorted({"data", "policy.pth"} - names)
+    if missing:
+        raise ValueError(f"{path} is a zip without {missing}: not a saved SB3 model; {fix}.")
+    try:
+        data = json.loads(text)
+    except ValueError as error:  # UnicodeDecodeError included
+        raise ValueError(f"{path} holds damaged settings ('data': {error}); {fix}.") from None
+    if not isinstance(data, dict) or "policy_class" not in data:
+        raise ValueError(
+            f"{path}: its 'data' lacks the policy class: not a saved SB3 model; {fix}."
+        )
+
+
 @register_teacher("sb3")
 def load_sb3_teacher(path: str | Path, algo: str = "ppo", deterministic: bool = True) -> SB3Teacher:
     """Load a model saved by :func:`train_sb3_teacher` (or ``model.save``) as a teacher.
 
+    **Loading runs code stored in the file**: SB3 unpickles the model's policy class and
+    spaces with cloudpickle (as SB3's documentation warns). Load only files you trust.
+    Of the file only what acting needs is unpickled: :data:`NOT_NEEDED_TO_ACT` (the
+    training schedules and buffer classes) is not. The file's layout is checked before
+    anything in it is loaded.
+
     Args:
-        path: the saved ``.zip``.
+        path: the saved ``.zip`` (``path + ".zip"`` when ``path`` is not a file, as
+            SB3's ``save`` names it).
         algo: the algorithm it was trained with (a key of :data:`SB3_ALGOS`).
         deterministic: act on the policy's mode.
+
+    Raises:
+        FileNotFoundError: when there is no file at ``path``.
+        ValueError: when the file is not a saved model of ``algo`` (not a zip, damaged,
+            saved by another algorithm); the message names the file and the fix.
     """
     cls = _algo(algo).load_class()
-    if not Path(path).exists() and not Path(f"{path}.zip").exists():
-        raise FileNotFoundError(f"no saved model at {path!s} (nor {path!s}.zip).")
-    return SB3Teacher(cls.load(str(path), device="cpu"), deterministic=deterministic)
+    path = Path(path)
+    if not path.is_file() and Path(f"{path}.zip").is_file():
+        path = Path(f"{path}.zip")  # SB3's convention: model.save("ppo") writes ppo.zip
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved model at {path} (nor {path}.zip).")
+    _model_archive(path)
+    try:
+        model = cls.load(path, device="cpu", custom_objects=NOT_NEEDED_TO_ACT)
+    except (KeyError, AssertionError, ValueError, TypeError, AttributeError, RuntimeError) as error:
+        raise ValueError(
+            f"{path} could not be loaded as an SB3 {algo.upper()} model "
+            f"({type(error).__name__}: {error}); was it saved by {algo.upper()}? Pass its "
+            "algo=, or save it again with `metacurriculum train-teacher`."
+        ) from None
+    return SB3Teacher(model, deterministic=deterministic)

@@ -33,3 +33,15 @@ def tiny_config(tmp_path) -> Callable[..., BenchConfig]:
         return BenchConfig(**{**settings, **fields})
 
     return build
+
+
+@pytest.fixture
+def faulty_teachers():
+    """The module registering teachers that fail on purpose (``faulty_teacher``), for
+    ``imports``; every teacher it registered is unregistered afterwards."""
+    from metacurriculum.teachers.base import TEACHERS
+
+    yield "faulty_teacher"
+    module = sys.modules.pop("faulty_teacher", None)
+    for name in getattr(module, "NAMES", ()):
+        TEACHERS.pop(name, None)

@@ -1,7 +1,9 @@
-"""Registers ``"raising"`` and ``"crashing"``: random teachers that fail on purpose.
+"""Registers random teachers that fail on purpose: ``"raising"``, ``"crashing"``,
+``"nan-third"`` (NaN actions from its third step) and ``"wrong-shape"`` (an action of
+two values for a one-parameter ω).
 
-The Ray tests import it in the driver and, through ``imports``, in every Ray worker
-(with this folder on ``PYTHONPATH``); they unregister both afterwards, so that the
+Tests import it in the driver and, through ``imports``, in every worker (with this
+folder on ``PYTHONPATH``); they unregister them afterwards (:data:`NAMES`), so that the
 registry other tests parametrize over stays as the package ships it.
 """
 
@@ -57,3 +59,28 @@ class CrashingTeacher(RandomTeacher):
         if len(crashes) < seed + 1:
             (Path(self.marker_dir) / f"seed_{seed}.{len(crashes)}").touch()
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+@register_teacher("nan-third")
+@dataclass(eq=False)
+class NanTeacher(RandomTeacher):
+    """The random teacher, returning NaN actions from its third step on."""
+
+    def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
+        action = super().act(observation, info)
+        if self.steps >= 3:
+            return np.full(np.shape(action), np.nan)
+        return action
+
+
+@register_teacher("wrong-shape")
+@dataclass(eq=False)
+class WrongShapeTeacher(RandomTeacher):
+    """The random teacher, returning two values where the action space holds one."""
+
+    def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
+        return np.repeat(np.atleast_1d(super().act(observation, info)), 2)
+
+
+#: The names this module registers.
+NAMES = ("raising", "crashing", "nan-third", "wrong-shape")

@@ -269,7 +269,7 @@ def test_parallel_spawned_workers_give_the_serial_results(tiny_config, tmp_path)
         ({"teacher_kwargs": {"static": {"threshold": 1}}}, "not among the teachers"),
         ({"eval_tasks": 0}, "eval_tasks=0"),
         ({"imports": ("no_such_module_here",)}, "--import 'no_such_module_here' failed"),
-        ({"workers": 0}, "workers=0"),
+        ({"workers": 0}, "--workers 0 must be >= 1"),
     ],
     ids=[
         "env",

@@ -7,6 +7,7 @@ the same bits, in float32), and resume, caps and failures must work per run.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,41 @@ def test_the_command_line_sets_the_population(tmp_path, sizes, capsys):
     assert all(unfinished_reason(spec.folder(tmp_path)) is None for spec in specs)
     assert cli.main([*argv, "--population", "0"]) == 1
     assert "population=0 must be >= 1" in capsys.readouterr().err
+
+
+#: A teacher of ``faulty_teacher`` -> what its run's failure says.
+BAD_ACTIONS = {
+    "nan-third": r"'nan-third' returned an action its env refuses at meta-step 8: action "
+    r"array\(\[nan\]\) is not finite",
+    "wrong-shape": r"'wrong-shape' returned an action its env refuses at meta-step 0: "
+    r"continuous action must hold 1 value",
+}
+
+
+@pytest.mark.parametrize(
+    ("executor", "bad"),
+    [("population", "nan-third"), ("population", "wrong-shape"), ("processes", "nan-third")],
+)
+def test_a_bad_action_fails_its_own_run_alone(
+    bad, executor, faulty_teachers, tiny_config, tmp_path, sizes
+):
+    """NaN from the third step, or two values for one ω: that run fails, in a population as
+    in its own process, with the same message; the others finish with their own numbers."""
+    fields = {"teachers": ("none", bad, "random"), "seeds": (0,), "imports": (faulty_teachers,)}
+    inline = tiny_config(**{**fields, "teachers": ("none", "random")}, out=str(tmp_path / "a"))
+    run_benchmark(inline)
+    workers = {"workers": 2, "threads": 1} if executor == "processes" else {}
+    config = tiny_config(**fields, executor=executor, **workers)
+    with pytest.raises(BenchmarkError, match=r"1 of 3 runs failed") as failure:
+        run_benchmark(config)
+    message = BAD_ACTIONS[bad]
+    failed_line = next(line for line in str(failure.value).splitlines() if bad in line)
+    assert re.search(message, failed_line), failed_line
+    assert sizes == ([3] if executor == "population" else [])
+    for spec in config.specs():
+        folder = spec.folder(config.out)
+        if spec.teacher == bad:
+            assert re.search(message, (folder / "error.txt").read_text())
+            assert unfinished_reason(folder) == "no done.json"
+        else:
+            assert run_numbers(folder) == run_numbers(spec.folder(inline.out)), spec.name

@@ -248,7 +248,15 @@ def _estimate(e: Estimate, notes: set[str] | None = None) -> str:
 
 
 #: ``done.json`` keys left out of ``runs.csv``: they differ between two executions of a run.
-NOT_IN_RUNS_CSV = ("train_seconds", "eval_seconds", "finished", "config_digest", "diverged")
+#: Summary keys left out of ``runs.csv``: timings and bookkeeping (digests), not results.
+NOT_IN_RUNS_CSV = (
+    "train_seconds",
+    "eval_seconds",
+    "finished",
+    "config_digest",
+    "student_digest",
+    "diverged",
+)
 
 
 def write_results(

@@ -23,8 +23,6 @@ the driver writes them with :func:`write_run` (``done.json`` last), so resume an
 from __future__ import annotations
 
 import contextlib
-import difflib
-import importlib
 import os
 import re
 import traceback
@@ -38,6 +36,7 @@ from metacurriculum.benchmarks.filesystem import describe_os_error
 from metacurriculum.benchmarks.harness import RunSpec
 from metacurriculum.benchmarks.run_folders import DONE, RUN_FILES, BenchmarkError, clear_run
 from metacurriculum.benchmarks.workers import run_pool
+from metacurriculum.registry import Registry
 
 if TYPE_CHECKING:
     from metacurriculum.benchmarks.execution import BenchConfig, Progress
@@ -192,23 +191,22 @@ class ProcessExecutor:
 
 #: Executor names -> a class or ``"module:Class"`` (imported when first used, so that
 #: an optional backend's dependencies load only when it is chosen).
-EXECUTORS: dict[str, str | Callable[[], Executor]] = {
-    "inline": InlineExecutor,
-    "processes": ProcessExecutor,
-    "ray": "metacurriculum.benchmarks.ray_executor:RayExecutor",
-    "population": "metacurriculum.benchmarks.population_executor:PopulationExecutor",
-}
+EXECUTORS: Registry[Callable[[], Executor]] = Registry(
+    "executor", hint="add yours with register_executor(name, factory)", setting=None
+)
+EXECUTORS.register("inline", InlineExecutor)
+EXECUTORS.register("processes", ProcessExecutor)
+EXECUTORS.register("ray", "metacurriculum.benchmarks.ray_executor:RayExecutor")
+EXECUTORS.register("population", "metacurriculum.benchmarks.population_executor:PopulationExecutor")
 
 
 def register_executor(name: str, factory: str | Callable[[], Executor]) -> None:
     """Make ``factory`` (a class, a function, or ``"module:attr"``) the executor ``name``.
 
     Raises:
-        ValueError: when ``name`` already belongs to another factory.
+        ValueError: when ``name`` is already registered to another factory.
     """
-    if EXECUTORS.get(name, factory) != factory:
-        raise ValueError(f"executor {name!r} is already registered as {EXECUTORS[name]!r}.")
-    EXECUTORS[name] = factory
+    EXECUTORS.register(name, factory)
 
 
 def make_executor(name: str) -> Executor:
@@ -218,16 +216,8 @@ def make_executor(name: str) -> Executor:
         BenchmarkError: for an unknown name (the message lists the registered ones).
     """
     if name not in EXECUTORS:
-        close = difflib.get_close_matches(name, EXECUTORS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise BenchmarkError(
-            f"unknown executor {name!r}.{hint} Registered: {', '.join(EXECUTORS)}."
-        )
-    factory = EXECUTORS[name]
-    if isinstance(factory, str):
-        module, _, attr = factory.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
-    return factory()
+        raise BenchmarkError(EXECUTORS.unknown(name))
+    return EXECUTORS.lookup(name)()
 
 
 # -- run folders through bytes, for workers without the driver's disk ----------------

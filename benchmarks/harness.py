@@ -207,8 +207,8 @@ def validate(specs: Sequence[RunSpec], *, students: bool = True) -> None:
             tasks.
     """
     from metacurriculum.envs.families import make_family
-    from metacurriculum.teachers import list_teachers, make_teacher
-    from metacurriculum.teachers.base import VECTOR_HINT
+    from metacurriculum.teachers import TEACHERS, make_teacher
+    from metacurriculum.teachers.base import vector_hint
 
     if not specs:
         raise BenchmarkError("no runs requested: give at least one env, one teacher and one seed.")
@@ -237,12 +237,8 @@ def validate(specs: Sequence[RunSpec], *, students: bool = True) -> None:
         if key in checked:
             continue
         checked.add(key)
-        if spec.teacher not in list_teachers():
-            close = difflib.get_close_matches(spec.teacher, list_teachers(), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise BenchmarkError(
-                f"unknown teacher {spec.teacher!r}.{hint} Registered: {', '.join(list_teachers())}."
-            )
+        if spec.teacher not in TEACHERS:
+            raise BenchmarkError(TEACHERS.unknown(spec.teacher))
         try:
             teachers[key] = make_teacher(spec.teacher, **spec.teacher_kwargs)
         except (TypeError, ValueError, OSError) as error:
@@ -256,7 +252,7 @@ def validate(specs: Sequence[RunSpec], *, students: bool = True) -> None:
             raise BenchmarkError(
                 f"teacher {spec.teacher!r} steers a one-parameter ω, but {spec.env_id}'s family "
                 f"{spec.env_settings().family!r} has {family.dim} parameters "
-                f"{list(family.names)}; drop it or pick one of the {VECTOR_HINT}."
+                f"{list(family.names)}; drop it or pick one of the {vector_hint()}."
             )
     if students:
         check_students(specs)

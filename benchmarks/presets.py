@@ -113,8 +113,16 @@ REDUCED_SETTINGS: dict[str, Any] = {
     "target_tasks": 8,
     "device": "cpu",
 }
-#: The teachers that steer a vector ω (the others refuse a multi-dimensional family).
-VECTOR_TEACHERS = ("none", "random", "linear", "adaptive", "adaptive-paper", "alp-gmm", "adr")
+def _vector_teachers() -> tuple[str, ...]:
+    """The built-in teachers that steer a vector ω, read from each teacher's own ``vector``
+    flag (the others refuse a multi-dimensional family); ``sb3`` needs a trained model."""
+    from metacurriculum.teachers import vector_teachers
+
+    return tuple(name for name in vector_teachers() if name != "sb3")
+
+
+#: The teachers of the vector-ω presets.
+VECTOR_TEACHERS = _vector_teachers()
 #: ALP-GMM and ADR over 50 env steps: 25 boundary steps of ADR reach each of three upper
 #: bounds about 8 times, so a bound decides every 2 and moves a quarter of its range
 #: (4 decisions reach the top); ALP-GMM refits every 10 steps (4 fits instead of 2).

@@ -31,13 +31,14 @@ Registering a family (its parameters, and what they do to a task's images)::
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from metacurriculum.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -391,10 +392,14 @@ class OmniglotMultiFamily(TaskFamily):
 
 
 #: Family factories by name: ``factory(config) -> TaskFamily``. Add with :func:`register_family`.
-FAMILIES: dict[str, Callable[[MetaCurriculumConfig], TaskFamily]] = {
-    "classes": ClassesFamily,
-    "omniglot-multi": OmniglotMultiFamily,
-}
+FAMILIES: Registry[Callable[[MetaCurriculumConfig], TaskFamily]] = Registry(
+    "family",
+    hint="add yours with register_family(name, factory)",
+    setting="family=",
+    plural="families",
+)
+FAMILIES.register("classes", ClassesFamily)
+FAMILIES.register("omniglot-multi", OmniglotMultiFamily)
 
 
 def register_family(
@@ -405,38 +410,19 @@ def register_family(
     Usable directly or as a class decorator. Registering the same factory twice is harmless.
 
     Raises:
-        ValueError: when ``name`` already belongs to a different factory.
+        ValueError: when ``name`` is empty or already belongs to a different factory.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"family name must be a non-empty string, got {name!r}.")
-
-    def add(factory: Callable[[MetaCurriculumConfig], TaskFamily]) -> Any:
-        taken = FAMILIES.get(name)
-        if taken is not None and taken is not factory:
-            raise ValueError(
-                f"family name {name!r} is taken by {taken!r}; pick another name, or delete "
-                f"FAMILIES[{name!r}] first to replace it."
-            )
-        FAMILIES[name] = factory
-        return factory
-
-    return add if factory is None else add(factory)
+    return FAMILIES.register(name, factory)
 
 
 def list_families() -> list[str]:
     """The registered family names, sorted."""
-    return sorted(FAMILIES)
+    return FAMILIES.names()
 
 
 def check_family_name(name: str) -> None:
     """Raise ``ValueError`` listing the families when ``name`` is not registered."""
-    if name not in FAMILIES:
-        close = difflib.get_close_matches(str(name), FAMILIES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"family={name!r} is unknown.{hint} Registered families: "
-            f"{', '.join(list_families())}; add yours with register_family(name, factory)."
-        )
+    FAMILIES.check(name)
 
 
 def make_family(config: MetaCurriculumConfig) -> TaskFamily:
@@ -446,8 +432,7 @@ def make_family(config: MetaCurriculumConfig) -> TaskFamily:
         ValueError: for an unknown name (the message lists the families), or a factory
             that returns something other than a :class:`TaskFamily`.
     """
-    check_family_name(config.family)
-    family = FAMILIES[config.family](config)
+    family = FAMILIES.lookup(config.family)(config)
     if not isinstance(family, TaskFamily):
         raise TypeError(
             f"family factory {FAMILIES[config.family]!r} returned {family!r}; it must return "

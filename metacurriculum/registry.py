@@ -42,12 +42,16 @@ class Registry(MutableMapping[str, T], Generic[T]):
         hint: How to add one, appended to the unknown-name error.
         setting: How the user names one (``"family="``, ``"--executor"``), put before the
             name in the unknown-name error; ``None`` says ``unknown <kind> 'x'``.
+        plural: The kind in the plural (default: ``kind + "s"``).
     """
 
-    def __init__(self, kind: str, hint: str = "", setting: str | None = None) -> None:
+    def __init__(
+        self, kind: str, hint: str = "", setting: str | None = None, plural: str | None = None
+    ) -> None:
         self.kind = kind
         self.hint = hint
         self.setting = setting
+        self.plural = plural or f"{kind}s"
         self._entries: dict[str, T | str] = {}
 
     # -- registering -----------------------------------------------------------------
@@ -68,8 +72,8 @@ class Registry(MutableMapping[str, T], Generic[T]):
             taken = self._entries.get(name)
             if taken is not None and taken is not factory and taken != factory:
                 raise ValueError(
-                    f"{self.kind} name {name!r} is taken by {taken!r}; pick another name, or "
-                    f"unregister it first (del REGISTRY[{name!r}])."
+                    f"{self.kind} name {name!r} is taken by {taken!r} (already registered); "
+                    "pick another name, or unregister it first (del the registry's entry)."
                 )
             self._entries[name] = factory
             return factory
@@ -98,7 +102,7 @@ class Registry(MutableMapping[str, T], Generic[T]):
         message = f"unknown {what}." if not self.setting else f"{what} is unknown."
         if close:
             message += f" Did you mean {close[0]!r}?"
-        message += f" Registered {self.kind}s: {', '.join(self.names())}"
+        message += f" Registered {self.plural}: {', '.join(self.names())}"
         return message + (f"; {self.hint}" if self.hint else "") + "."
 
     def check(self, name: Any) -> None:

@@ -87,6 +87,7 @@ from metacurriculum.teachers.base import (
     make_teacher,
     register_teacher,
     teacher_summary,
+    vector_teachers,
 )
 from metacurriculum.teachers.baselines import NoCurriculumTeacher, RandomTeacher
 from metacurriculum.teachers.continuous import ADRTeacher, ALPGMMTeacher
@@ -148,4 +149,5 @@ __all__ = [
     "register_teacher",
     "teacher_summary",
     "train_sb3_teacher",
+    "vector_teachers",
 ]

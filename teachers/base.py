@@ -14,7 +14,6 @@ A teacher meets the environment only through its spaces, observations and ``info
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -23,6 +22,7 @@ import numpy as np
 from gymnasium import spaces
 
 from metacurriculum.envs import action_for_omega
+from metacurriculum.registry import Registry
 
 Action = Any  # np.ndarray for Box action spaces, int for Discrete ones
 
@@ -85,13 +85,6 @@ def teacher_summary(teacher: Any) -> dict[str, float]:
     return {key: float(value) for key, value in result.items()}
 
 
-#: The teachers that steer a vector ω, for the error a scalar-only teacher raises.
-VECTOR_HINT = (
-    "teachers that steer a vector ω: none, random, linear, reverse, adaptive, adaptive-paper, "
-    "alp-gmm, adr, or an SB3 policy trained on the env"
-)
-
-
 def action_dim(action_space: spaces.Space) -> int:
     """The number of ω coordinates an action space steers (``Discrete``: 1)."""
     if isinstance(action_space, spaces.Discrete):
@@ -151,7 +144,7 @@ class OmegaTeacher:
             raise ValueError(
                 f"{type(self).__name__} steers a one-parameter ω, but this env's ω has {dim} "
                 f"coordinates (action space {action_space}); use it on a one-parameter family "
-                f"such as 'classes', or pick one of the {VECTOR_HINT}."
+                f"such as 'classes', or pick one of the {vector_hint()}."
             )
         self.rng = np.random.default_rng(seed)
         self.action_space = action_space
@@ -267,32 +260,22 @@ def as_teacher(obj: Any) -> Teacher:
 
 
 #: Teacher factories by name; fill it with :func:`register_teacher`.
-TEACHERS: dict[str, Callable[..., Teacher]] = {}
+TEACHERS: Registry[Callable[..., Teacher]] = Registry(
+    "teacher", hint="add yours with register_teacher(name, factory)"
+)
 
 
 def register_teacher(name: str, factory: Callable[..., Teacher] | None = None) -> Any:
     """Register ``factory`` (a class or function returning a teacher) under ``name``.
 
     Usable directly, ``register_teacher("mine", MyTeacher)``, or as a class decorator,
-    ``@register_teacher("mine")``. Registering the same factory twice is harmless.
+    ``@register_teacher("mine")``. Registering the same factory twice is harmless. A
+    factory with ``vector = True`` (a class attribute) steers a vector ω.
 
     Raises:
-        ValueError: when ``name`` already belongs to a different factory.
+        ValueError: when ``name`` is empty or already belongs to a different factory.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"teacher name must be a non-empty string, got {name!r}.")
-
-    def add(factory: Callable[..., Teacher]) -> Callable[..., Teacher]:
-        taken = TEACHERS.get(name)
-        if taken is not None and taken is not factory:
-            raise ValueError(
-                f"teacher name {name!r} is taken by {taken!r}; pick another name, or delete "
-                f"TEACHERS[{name!r}] first to replace it."
-            )
-        TEACHERS[name] = factory
-        return factory
-
-    return add if factory is None else add(factory)
+    return TEACHERS.register(name, factory)
 
 
 def make_teacher(name: str, **kwargs: Any) -> Teacher:
@@ -301,16 +284,19 @@ def make_teacher(name: str, **kwargs: Any) -> Teacher:
     Raises:
         ValueError: for an unknown name; the message lists the registered names.
     """
-    if name not in TEACHERS:
-        close = difflib.get_close_matches(name, TEACHERS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"unknown teacher {name!r}.{hint} Registered teachers: {', '.join(list_teachers())}; "
-            "add yours with register_teacher(name, factory)."
-        )
-    return TEACHERS[name](**kwargs)
+    return TEACHERS.lookup(name)(**kwargs)
 
 
 def list_teachers() -> list[str]:
     """The registered teacher names, sorted."""
-    return sorted(TEACHERS)
+    return TEACHERS.names()
+
+
+def vector_teachers() -> list[str]:
+    """The registered teachers that steer a vector ω: those whose factory says ``vector``."""
+    return [name for name in TEACHERS.names() if getattr(TEACHERS.lookup(name), "vector", False)]
+
+
+def vector_hint() -> str:
+    """The teachers that steer a vector ω, for the error a one-coordinate teacher raises."""
+    return f"teachers that steer a vector ω: {', '.join(vector_teachers())}"

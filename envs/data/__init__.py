@@ -22,6 +22,8 @@ from collections.abc import Callable, Hashable
 
 import torch
 
+from metacurriculum.registry import Registry
+
 from .core import (
     DATA_ENV_VAR,
     CorruptDataError,
@@ -56,8 +58,12 @@ __all__ = [
 DatasetLoader = Callable[..., ImageSplits]
 """A loader: ``loader(root, *, download, device, **kwargs) -> ImageSplits``."""
 
-DATASETS: dict[str, DatasetLoader] = {"omniglot": load_omniglot, "mnist": load_mnist}
+DATASETS: Registry[DatasetLoader] = Registry(
+    "data set", hint="add yours with register_dataset(name, loader)", setting="dataset="
+)
 """The data sets :func:`load_dataset` knows, by name."""
+DATASETS.register("omniglot", load_omniglot)
+DATASETS.register("mnist", load_mnist)
 
 _cache: dict[tuple[Hashable, ...], ImageSplits] = {}
 _cache_lock = threading.Lock()
@@ -72,11 +78,9 @@ def register_dataset(name: str, loader: DatasetLoader) -> None:
             and returning an :class:`ImageSplits`.
 
     Raises:
-        ValueError: If ``name`` is already registered.
+        ValueError: If ``name`` is already registered to another loader.
     """
-    if name in DATASETS:
-        raise ValueError(f"Data set {name!r} is already registered (to {DATASETS[name]!r}).")
-    DATASETS[name] = loader
+    DATASETS.register(name, loader)
 
 
 def load_dataset(
@@ -108,14 +112,13 @@ def load_dataset(
     Raises:
         ValueError: If ``name`` is not registered.
     """
-    if name not in DATASETS:
-        raise ValueError(f"Unknown data set {name!r}; known data sets: {sorted(DATASETS)}.")
+    loader = DATASETS.lookup(name)  # an unknown name: ValueError listing the known ones
     root = resolve_data_root(root)
     device = _canonical_device(device)
     key = (name, str(root), str(device), tuple(sorted(kwargs.items())))
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = DATASETS[name](root, download=download, device=device, **kwargs)
+            _cache[key] = loader(root, download=download, device=device, **kwargs)
         return _cache[key]
 
 

@@ -11,11 +11,17 @@ import numpy as np
 import pytest
 
 import metacurriculum  # noqa: F401 - registers the ids
-from metacurriculum.teachers import ADRTeacher, ALPGMMTeacher, make_teacher, teacher_summary
+from metacurriculum.teachers import (
+    ADRTeacher,
+    ALPGMMTeacher,
+    make_teacher,
+    teacher_summary,
+    vector_teachers,
+)
 from metacurriculum.teachers.continuous import NearestALP
 
 ANALYTIC_MULTI = "MetaCurriculum-AnalyticMulti-v0"
-VECTOR_TEACHERS = ["none", "random", "linear", "adaptive", "adaptive-paper", "alp-gmm", "adr"]
+VECTOR_TEACHERS = [name for name in vector_teachers() if name != "sb3"]
 
 
 def unit_info(dim: int, **extra) -> dict:

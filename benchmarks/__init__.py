@@ -9,24 +9,28 @@ Run a benchmark from Python as the command line does::
     print(report(config.out))
     plot_all(config.out)
 
-See :mod:`~metacurriculum.benchmarks.harness` for the runs,
+See :mod:`~metacurriculum.benchmarks.plan` for the runs,
 :mod:`~metacurriculum.benchmarks.episode` for one run's episode under every executor,
 :mod:`~metacurriculum.benchmarks.run_folders` for their folders and when one is finished,
 :mod:`~metacurriculum.benchmarks.filesystem` for the lock of an output folder and
 filesystem faults,
-:mod:`~metacurriculum.benchmarks.execution` for the config, progress and interrupts,
+:mod:`~metacurriculum.benchmarks.benchmark` for the config, progress and interrupts,
 :mod:`~metacurriculum.benchmarks.executors` for where runs execute (in this process,
 local worker processes, populations of students trained together:
 :mod:`~metacurriculum.benchmarks.population_executor`, or Ray tasks:
 :mod:`~metacurriculum.benchmarks.ray_executor`),
-:mod:`~metacurriculum.benchmarks.stats` for the statistics,
-:mod:`~metacurriculum.benchmarks.tables` for the results files and
+:mod:`~metacurriculum.benchmarks.stats` and :mod:`~metacurriculum.benchmarks.intervals`
+for the statistics, :mod:`~metacurriculum.benchmarks.tables` for the results files,
+:mod:`~metacurriculum.benchmarks.plots` for the figures,
+:mod:`~metacurriculum.benchmarks.scores` for rliable's score format and
 :mod:`~metacurriculum.benchmarks.presets` for the named experiments.
+Experiments that measure the library itself (its speed, its learning speed...) live
+apart, in :mod:`metacurriculum.benchmarks.experiments`.
 """
 
+from metacurriculum.benchmarks.benchmark import BenchConfig, run_benchmark
 from metacurriculum.benchmarks.episode import execute_run
-from metacurriculum.benchmarks.execution import BenchConfig, run_benchmark
-from metacurriculum.benchmarks.harness import (
+from metacurriculum.benchmarks.plan import (
     BenchmarkError,
     ConfigMismatchError,
     RunSpec,

@@ -10,7 +10,7 @@ fails inside it (the teacher raising, an action the env refuses: NaN, the wrong 
 fails that run alone, the same way under every executor.
 
 :class:`RunRecord` writes the run's folder (see
-:mod:`~metacurriculum.benchmarks.harness` for what each file holds): ``config.json``
+:mod:`~metacurriculum.benchmarks.plan` for what each file holds): ``config.json``
 first, a ``steps.jsonl`` line per env step, then ``student.pt`` (with the mode every
 other file gets), ``evaluation.json`` and ``done.json``, which carries the digests of
 ``config.json`` and ``student.pt``. A filesystem fault (a read-only folder, a file
@@ -34,7 +34,7 @@ from metacurriculum.benchmarks.filesystem import (
     explain_write_failure,
     publish_mode,
 )
-from metacurriculum.benchmarks.harness import RunSpec, versions
+from metacurriculum.benchmarks.plan import RunSpec, versions
 from metacurriculum.benchmarks.run_folders import (
     CONFIG,
     DONE,

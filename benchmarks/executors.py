@@ -1,6 +1,6 @@
 """Executors: how a benchmark's pending runs are executed, behind one small protocol.
 
-The harness (:func:`~metacurriculum.benchmarks.execution.run_benchmark`) decides which
+The harness (:func:`~metacurriculum.benchmarks.benchmark.run_benchmark`) decides which
 runs are pending, then hands them to an :class:`Executor` with a :class:`Job` (where
 results go, threads per run) and a :class:`RunEvents` it reports to: meta-steps as
 they happen, and each run as finished or failed. The events record failures
@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from metacurriculum.benchmarks.episode import execute_run
 from metacurriculum.benchmarks.filesystem import describe_os_error
-from metacurriculum.benchmarks.harness import RunSpec
+from metacurriculum.benchmarks.plan import RunSpec
 from metacurriculum.benchmarks.run_folders import DONE, RUN_FILES, BenchmarkError, clear_run
 from metacurriculum.benchmarks.workers import run_pool
 from metacurriculum.registry import Registry
 
 if TYPE_CHECKING:
-    from metacurriculum.benchmarks.execution import BenchConfig, Progress
+    from metacurriculum.benchmarks.benchmark import BenchConfig, Progress
 
 __all__ = [
     "EXECUTORS",

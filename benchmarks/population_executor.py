@@ -39,7 +39,7 @@ from gymnasium import spaces
 
 from metacurriculum.benchmarks.episode import RunEpisode
 from metacurriculum.benchmarks.executors import InlineExecutor, Job, RunEvents
-from metacurriculum.benchmarks.harness import RunSpec
+from metacurriculum.benchmarks.plan import RunSpec
 from metacurriculum.envs.vector_env import MetaCurriculumVectorEnv
 from metacurriculum.registration import VECTOR_ENTRY_POINT
 
@@ -113,7 +113,7 @@ class PopulationExecutor:
         torch.set_num_threads(job.threads)
         try:
             for population in populations(pending, job.config.population):
-                if gym.spec(population[0].env_id).vector_entry_point != VECTOR_ENTRY_POINT:
+                if gym.spec(population[0].registered_id).vector_entry_point != VECTOR_ENTRY_POINT:
                     InlineExecutor().run(population, job, events)
                 else:
                     _Population(population, job.out, events).run()

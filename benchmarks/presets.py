@@ -1,6 +1,6 @@
 """Named experiments: the paper's three at full scale, and a reduced one for two CPU cores.
 
-A preset is data: the fields of a :class:`~metacurriculum.benchmarks.execution.BenchConfig`
+A preset is data: the fields of a :class:`~metacurriculum.benchmarks.benchmark.BenchConfig`
 that define the experiment. :func:`resolve` turns a preset and command-line options
 into a ``BenchConfig`` exactly as the command line does without a preset; options
 given on the command line replace the preset's fields, except ``env_kwargs`` and
@@ -32,8 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from metacurriculum.benchmarks.execution import BenchConfig
-from metacurriculum.benchmarks.harness import BenchmarkError
+from metacurriculum.benchmarks.benchmark import BenchConfig
+from metacurriculum.benchmarks.plan import BenchmarkError
 
 #: Table I of the paper, as env settings (K = 1 is ``k_shot``). Spelled out, not taken from
 #: the env's defaults, so that the paper's presets stay the paper's if a default changes;
@@ -113,6 +113,8 @@ REDUCED_SETTINGS: dict[str, Any] = {
     "target_tasks": 8,
     "device": "cpu",
 }
+
+
 def _vector_teachers() -> tuple[str, ...]:
     """The built-in teachers that steer a vector ω, read from each teacher's own ``vector``
     flag (the others refuse a multi-dimensional family); ``sb3`` needs a trained model."""
@@ -130,6 +132,11 @@ SHORT_EPISODES: dict[str, dict[str, Any]] = {
     "adr": {"queue_len": 2, "step": 0.25},
     "alp-gmm": {"fit_rate": 10},
 }
+
+#: The learners of the 'reduced-learners' preset, and its teachers: no curriculum, a fixed
+#: schedule, the paper's two and the bandit on the target loss.
+REDUCED_LEARNERS = ("maml", "anil", "protonet", "reptile")
+LEARNER_TEACHERS = ("none", "linear", "adaptive", "static", "target-bandit")
 
 PRESETS: dict[str, Preset] = {
     "paper-mnist": _paper(
@@ -156,6 +163,17 @@ PRESETS: dict[str, Preset] = {
         "Omniglot 5-way 1-shot, 16 filters x 3 blocks, first-order, 200 meta-steps, "
         "8 teachers x 3 seeds: 27 min on 2 shared CPU cores (23 min of CPU time).",
         ("MetaCurriculum-Omniglot5-v0",),
+        seeds=(0, 1, 2),
+        env_kwargs=REDUCED_SETTINGS,
+        teacher_kwargs=TEACHER_STEP,
+        eval_tasks=100,
+    ),
+    "reduced-learners": Preset(
+        "The 'reduced' comparison for four learners (MAML, ANIL, ProtoNets, Reptile) x five "
+        "teachers x 3 seeds: does a curriculum help another learner more than MAML? "
+        "(2 CPU cores)",
+        tuple(f"MetaCurriculum-Omniglot5-v0@learner={name}" for name in REDUCED_LEARNERS),
+        teachers=LEARNER_TEACHERS,
         seeds=(0, 1, 2),
         env_kwargs=REDUCED_SETTINGS,
         teacher_kwargs=TEACHER_STEP,

@@ -49,10 +49,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from metacurriculum.benchmarks.benchmark import available_cores
 from metacurriculum.benchmarks.episode import execute_run
-from metacurriculum.benchmarks.execution import available_cores
 from metacurriculum.benchmarks.executors import Job, RunEvents, run_contents, write_run
-from metacurriculum.benchmarks.harness import BenchmarkError, RunSpec
+from metacurriculum.benchmarks.plan import BenchmarkError, RunSpec
 from metacurriculum.benchmarks.workers import Interrupted, _signals, import_modules
 
 __all__ = ["RayExecutor", "check_reachable", "import_ray"]

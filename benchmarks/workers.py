@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from metacurriculum.benchmarks.episode import execute_run
-from metacurriculum.benchmarks.harness import BenchmarkError, RunSpec
+from metacurriculum.benchmarks.plan import BenchmarkError, RunSpec
 
 
 def import_modules(modules: Sequence[str]) -> None:

@@ -335,7 +335,7 @@ class OmniglotMultiFamily(TaskFamily):
       (pixels are in ``[0, 1]``, ink 1), ``[0, max_noise]``.
 
     The hardest corner (``n_max`` classes, ``max_rotation``, ``max_noise``) is the target
-    distribution. ``benchmarks/family_difficulty.py`` measures what each parameter does
+    distribution. ``benchmarks/experiments/family_difficulty.py`` measures what each parameter does
     to the student's loss.
 
     Args:

@@ -15,9 +15,7 @@ The work happens in :mod:`metacurriculum.benchmarks`; this module only parses.
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
-import json
 import logging
 import os
 import re
@@ -30,6 +28,7 @@ from typing import Any
 import gymnasium as gym
 
 import metacurriculum
+from metacurriculum.registry import parse_value
 
 DESCRIPTION = (
     "Benchmark curriculum teachers of a MAML student: run teachers x envs x seeds, "
@@ -58,17 +57,6 @@ def _split(text: str) -> list[str]:
             continue
         current += char
     return [p.strip() for p in [*parts, current] if p.strip()]
-
-
-def parse_value(text: str) -> Any:
-    """A setting's value: JSON (``3``, ``0.1``, ``true``, ``[1, 2]``), a Python literal
-    (``True``, ``None``), a float (``nan``, ``inf``), else the text itself (``cuda``)."""
-    for parse in (json.loads, ast.literal_eval, float):
-        try:
-            return parse(text)
-        except (ValueError, SyntaxError):
-            pass
-    return text
 
 
 def parse_kwargs(text: str) -> dict[str, Any]:
@@ -223,6 +211,31 @@ def _cmd_teachers(args: argparse.Namespace) -> int:
     return 0
 
 
+def learner_lines() -> list[str]:
+    """Each learner, its summary and its settings (name, default, help), for the CLI."""
+    from metacurriculum.student.settings import LEARNERS
+
+    lines = []
+    for name in LEARNERS.names():
+        spec = LEARNERS.lookup(name)
+        lines.append(f"{name}: {spec.summary}")
+        described = spec.settings.describe()
+        for setting, default, text in described:
+            lines.append(f"    {setting}={default!r}: {text}")
+        if not described:
+            lines.append("    (no settings)")
+    return lines
+
+
+def _cmd_learners(args: argparse.Namespace) -> int:
+    print("\n".join(learner_lines()))
+    print(
+        "Pick one with --env-kwargs learner=NAME (gym.make(id, learner=NAME)); its settings "
+        "by name too (--env-kwargs learner=anil,inner_steps=3)."
+    )
+    return 0
+
+
 def _cmd_presets(args: argparse.Namespace) -> int:
     from metacurriculum.benchmarks.presets import PRESETS
 
@@ -239,7 +252,7 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from metacurriculum.benchmarks import execution, presets
+    from metacurriculum.benchmarks import benchmark, presets
 
     teacher_kwargs: dict[str, dict[str, Any]] = {}
     for given in args.teacher_kwargs or []:
@@ -272,7 +285,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if config.plots:
             _plots(config.out, elsewhere="--no-plots, or --out")
 
-    execution.run_benchmark(config, then=results)
+    benchmark.run_benchmark(config, then=results)
     return 0
 
 
@@ -287,7 +300,7 @@ def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_train_teacher(args: argparse.Namespace) -> int:
-    from metacurriculum.benchmarks.harness import check_env_id
+    from metacurriculum.benchmarks.plan import check_env_id
     from metacurriculum.envs import make_env
     from metacurriculum.teachers.sb3 import train_sb3_teacher
 
@@ -314,7 +327,7 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
 def _check_model_path(path: str) -> None:
     """Fail before training when the model could not be saved at ``path``."""
     from metacurriculum.benchmarks.filesystem import describe_os_error
-    from metacurriculum.benchmarks.harness import BenchmarkError
+    from metacurriculum.benchmarks.plan import BenchmarkError
 
     target = Path(path)
     if target.is_dir():
@@ -333,7 +346,7 @@ def _check_model_path(path: str) -> None:
 def _results_written(elsewhere: str) -> Any:
     """Turn a failed write of the results into one line naming the path and the fix."""
     from metacurriculum.benchmarks.filesystem import describe_os_error
-    from metacurriculum.benchmarks.harness import BenchmarkError
+    from metacurriculum.benchmarks.plan import BenchmarkError
 
     @contextlib.contextmanager
     def block() -> Any:
@@ -368,7 +381,7 @@ def _plots(root: str, out: str | None = None, elsewhere: str = "--out") -> None:
 
 def _runs_dir(args: argparse.Namespace) -> str:
     if not args.runs_dir:
-        from metacurriculum.benchmarks.harness import BenchmarkError
+        from metacurriculum.benchmarks.plan import BenchmarkError
 
         raise BenchmarkError("RUNS_DIR is empty; pass a bench --out folder (. for this one).")
     return args.runs_dir
@@ -541,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text in (
         ("envs", _cmd_envs, "list the registered env ids and their settings"),
         ("teachers", _cmd_teachers, "list the registered teachers"),
+        ("learners", _cmd_learners, "list the meta-learners a student can be, and their settings"),
         ("presets", _cmd_presets, "list the benchmark presets"),
         ("families", _cmd_families, "list the task families: the parameters of ω"),
     ):
@@ -570,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         After an interrupt, further SIGINT and SIGTERM are ignored until the process exits.
     """
     from metacurriculum.benchmarks.filesystem import describe_os_error
-    from metacurriculum.benchmarks.harness import BenchmarkError
+    from metacurriculum.benchmarks.plan import BenchmarkError
     from metacurriculum.benchmarks.workers import interruptible
 
     args = build_parser().parse_args(argv)

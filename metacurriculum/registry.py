@@ -13,14 +13,20 @@ closest match::
 
     TEACHERS.lookup("halfwya")  # ValueError: unknown teacher 'halfwya'. Did you mean 'halfway'? ...
 
+A *variant* is a registered name with settings of its own after ``@``s
+(``"MetaCurriculum-Omniglot5-v0@learner=anil"``): :func:`parse_variant` and
+:func:`variant_name` read and write them.
+
 This module imports nothing but the standard library.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
-from collections.abc import Callable, Iterator, MutableMapping
+import json
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -151,3 +157,59 @@ def registering(registry: Registry[Any]) -> Callable[..., Any]:
         f"``@register_{registry.kind}(name)``). Registering the same factory twice is harmless."
     )
     return register
+
+
+# -- names with settings of their own: variants ----------------------------------------
+
+
+class VariantError(ValueError):
+    """A variant's name that does not parse."""
+
+
+#: Between an env id and each of its variant's settings: ``"MetaCurriculum-Omniglot5-v0@learner=anil"``.
+VARIANT = "@"
+
+
+def parse_value(text: str) -> Any:
+    """A setting's value: JSON (``3``, ``0.1``, ``true``, ``[1, 2]``), a Python literal
+    (``True``, ``None``), a float (``nan``, ``inf``), else the text itself (``cuda``)."""
+    for parse in (json.loads, ast.literal_eval, float):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError):
+            pass
+    return text
+
+
+def parse_variant(name: str) -> tuple[str, dict[str, Any]]:
+    """``"ID@key=value@key2=value2"`` -> ``("ID", {"key": value, "key2": value2})``.
+
+    A variant is a registered name with settings of its own, each after an ``@``: an env
+    id with env settings (``MetaCurriculum-Omniglot5-v0@learner=anil``), so one benchmark
+    can cross learners (or any setting) with teachers, each variant with its own folders
+    and its own rows in the tables.
+
+    Raises:
+        VariantError: for a setting that is not ``key=value``.
+    """
+    base, *items = name.split(VARIANT)
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise VariantError(
+                f"{name!r}: {item!r} is not key=value; write a variant as "
+                f"ID{VARIANT}key=value{VARIANT}key2=value2."
+            )
+        settings[key.strip()] = parse_value(value.strip())
+    return base.strip(), settings
+
+
+def variant_name(base: str, settings: Mapping[str, Any]) -> str:
+    """The canonical name of ``base`` with ``settings``: sorted by key, values as JSON (or
+    text), so the same variant has one name and one folder however it was written."""
+    parts = [base]
+    for key in sorted(settings):
+        value = settings[key]
+        parts.append(f"{key}={value if isinstance(value, str) else json.dumps(value)}")
+    return VARIANT.join(parts)

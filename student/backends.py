@@ -199,7 +199,7 @@ def map_tasks(task: Callable[[int], T], count: int, device: torch.device) -> lis
     back in task order, so a meta-step gives the same bits whatever the thread count.
     Tasks are independent and large (a task is many ops of milliseconds, during which
     torch releases the GIL), which one intra-op pool over small ops is not: measured in
-    ``benchmarks/student_speed.py``. On CUDA the tasks run in order.
+    ``benchmarks/experiments/student_speed.py``. On CUDA the tasks run in order.
     """
     threads = torch.get_num_threads()
     if threads <= 1 or count <= 1 or device.type != "cpu":

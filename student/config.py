@@ -73,7 +73,7 @@ class StudentConfig:
         init: How the weights are drawn: ``"torch"`` (PyTorch's default for
             ``nn.Conv2d``/``nn.Linear``), ``"xavier"`` (Xavier-uniform, MAML's
             TensorFlow code) or ``"kaiming"`` (He-normal). Chosen by measurement
-            (``python -m metacurriculum.benchmarks.learning_speed``, Omniglot
+            (``python -m metacurriculum.benchmarks.experiments.learning_speed``, Omniglot
             5-way 1-shot, Table I, second order, 5 seeds, accuracy on 200 unseen
             tasks after 100 meta-steps): see the README's "Learning speed" table.
             With batch norm after every conv the weights' scale sets the effective
@@ -183,7 +183,7 @@ def resolve_batching(batching: str, device: torch.device, hidden: int | None = N
     at 20-way 1-shot, meta-batch 8, second order, on an H200; ``"vmap"`` about 3x, with
     three times the memory). On the CPU it is the per-task loop (its tasks spread over
     torch's threads), except for networks of at most :data:`SMALL_NETWORK` filters, whose
-    tiny ops run faster grouped. See ``benchmarks/student_speed.py``.
+    tiny ops run faster grouped. See ``benchmarks/experiments/student_speed.py``.
 
     Raises:
         ValueError: If ``batching`` is not one of :data:`BATCHINGS`.

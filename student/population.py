@@ -14,7 +14,9 @@ own tasks. The rows run on the config's back-end
   their owner); the gradient of the sum over rows of each row's mean task loss is each
   row's own meta-gradient. Rows are split into chunks that fit the device's free memory
   (see :func:`meta_step_bytes`), or ``chunk_size`` rows per call; a CUDA out-of-memory
-  error halves the chunks and retries.
+  error halves the chunks and retries. On the CPU (small networks: ``"auto"`` picks it
+  there at 16 filters or fewer) each row's tasks are grouped alone, so a row computes the
+  very bits it would alone.
 * ``"loop"`` (the CPU default) and ``"vmap"``: one row after another.
 
 :class:`MetaLearner` is one student: a population of one row, with the single-student
@@ -154,7 +156,7 @@ def meta_step_bytes(config: StudentConfig, learner: Learner, batch: MetaBatch) -
 
     Calibrated with MAML on the CPU at Omniglot 20-way 1-shot, 15 queries, 5 inner
     steps, float32: measured 386 MiB per task at second order and 276 MiB at first
-    order (``benchmarks/population_speed.py``), estimated 608 and 405 MiB.
+    order (``benchmarks/experiments/population_speed.py``), estimated 608 and 405 MiB.
     """
     support, query = batch.support_mask.shape[1], batch.query_mask.shape[1]
     return _bytes_per_example(config) * learner.work(support, query)
@@ -361,6 +363,13 @@ class Population:
         batches = self._prepare(batches)
         batching = self._batching(batching)
         ops = self.ops
+        if batching == "grouped" and self.device.type == "cpu" and len(rows) > 1:
+            # One row at a time, as it would be evaluated alone: the same bits (rows merged
+            # in one grouped call round differently) and no gain on the CPU.
+            return [
+                self.evaluate([b], [r], inner_steps, chunk_size, batching, final_only)[0]
+                for r, b in zip(rows, batches, strict=True)
+            ]
         if batching != "grouped":
             results = []
             for row, batch in zip(rows, batches, strict=True):
@@ -539,6 +548,8 @@ class Population:
     def _row_chunk(self, batches: list[MetaBatch]) -> int:
         if self.chunk_size is not None:
             return min(self.chunk_size, len(batches))
+        if self.device.type == "cpu":  # a row alone: the same bits as a student alone
+            return 1
         per_row = max(meta_step_bytes(self.config, self.learner, b) * b.num_tasks for b in batches)
         chunk = self._fit(per_row, len(batches))
         return chunk if self._chunk_cap is None else min(chunk, self._chunk_cap)

@@ -130,7 +130,7 @@ class MAMLSettings(InnerLoopSettings):
     the inner loop."""
 
     first_order: bool = setting(
-        False, boolean, "treat the inner gradients as constants (first-order MAML)"
+        False, boolean, "treat the inner gradients as constants (first order)"
     )
 
 
@@ -153,6 +153,10 @@ class ANILSettings(MAMLSettings):
 class MetaSGDSettings(MAMLSettings):
     """Meta-SGD (Li et al., 2017): a learnt learning rate per parameter, which starts at
     ``inner_lr``."""
+
+    inner_lr: float = setting(
+        0.1, positive_real, "the starting value of every learnt inner learning rate"
+    )
 
 
 @dataclass(frozen=True)

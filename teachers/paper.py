@@ -39,7 +39,7 @@ class StaticTeacher(OmegaTeacher):
       next rung and restart the count; one at or above it restarts the count.
     - At the top rung the teacher stays for the rest of the episode.
 
-    The threshold, measured on the real student (``tests/teachers/measure_reduced.py``:
+    The threshold, measured on the real student (``benchmarks/experiments/measure_reduced.py``:
     the 'reduced' preset, Omniglot 5-way 1-shot, 16 filters x 3 blocks, first-order,
     200 meta-steps = 50 env steps, CPU; seed 0 unless noted). Under ``none`` the
     normalised validation loss at ``omega_max`` falls from 0.61 (mean of the first 10
@@ -53,7 +53,7 @@ class StaticTeacher(OmegaTeacher):
     ``none``: 0.636 and 0.668 for seeds 0 and 1); with the analytic student's 0.5 it
     reached the top after 13 and scored 0.747, as ``linear`` did (0.747, 0.760)::
 
-        python tests/teachers/measure_reduced.py none linear 'static:{"threshold": 0.5}' \\
+        python benchmarks/experiments/measure_reduced.py none linear 'static:{"threshold": 0.5}' \\
             'static:{"threshold": 0.55}' --seeds 0
 
     Args:
@@ -184,7 +184,7 @@ class AdaptiveTeacher(OmegaTeacher):
       ``teacher/up_fraction`` / ``teacher/down_fraction``, how often the decision was
       a step up or down.
 
-    Measured on the real student (``tests/teachers/measure_reduced.py``: the 'reduced'
+    Measured on the real student (``benchmarks/experiments/measure_reduced.py``: the 'reduced'
     preset, Omniglot 5-way 1-shot, 16 filters x 3 blocks, first-order, 200 meta-steps =
     50 env steps, CPU, seed 0; test loss on 100 unseen 5-way tasks, ``none``: 0.636 and
     0.668 for seeds 0 and 1, ``linear``: 0.747 and 0.760). ``target_loss = 0.55`` by the
@@ -208,7 +208,7 @@ class AdaptiveTeacher(OmegaTeacher):
     seed (0.636); one seed each, and ``none``'s two seeds differ by 0.03, so these runs
     do not rank the settings among themselves. Command::
 
-        python tests/teachers/measure_reduced.py 'adaptive:{"target_loss": 0.55}' \\
+        python benchmarks/experiments/measure_reduced.py 'adaptive:{"target_loss": 0.55}' \\
             'adaptive:{"target_loss": 0.55, "floor": "none"}' \\
             'adaptive:{"target_loss": 0.55, "floor": "gated"}' \\
             'adaptive-paper:{"target_loss": 0.55}' --seeds 0

@@ -18,11 +18,11 @@ mixture        ω drawn from an exponential tilt towards ``omega_max``; the tilt
                learnt by a policy gradient on the target gain
 ============== ==================================================================
 
-Measured on the real student (``tests/teachers/measure_reduced.py``, the 'reduced'
+Measured on the real student (``benchmarks/experiments/measure_reduced.py``, the 'reduced'
 preset: Omniglot 5-way, 200 meta-steps = 50 env steps, CPU, seed 0; test loss on 100
 unseen 5-way tasks; ``none`` 0.636, ``linear`` 0.747)::
 
-    python tests/teachers/measure_reduced.py alp target-bandit mixture --seeds 0
+    python benchmarks/experiments/measure_reduced.py alp target-bandit mixture --seeds 0
 
 ============== ========= ======================================================
 teacher        test loss what it did

@@ -61,7 +61,7 @@ class LinearTeacher(OmegaTeacher):
     shows what the schedule alone is worth. For a vector ω every coordinate moves from
     its easiest end to its hardest on the same line.
 
-    Measured on the real student (``tests/teachers/measure_reduced.py``, 'reduced'
+    Measured on the real student (``benchmarks/experiments/measure_reduced.py``, 'reduced'
     preset, seeds 0 and 1): test loss 0.747 and 0.760 on 100 unseen 5-way tasks,
     against 0.636 and 0.668 for ``none``: at 50 env steps the time spent on easy
     tasks did not pay back.

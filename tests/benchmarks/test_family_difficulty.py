@@ -2,7 +2,7 @@
 
 import json
 
-from metacurriculum.benchmarks import family_difficulty
+from metacurriculum.benchmarks.experiments import family_difficulty
 
 
 def test_every_parameter_is_swept_on_the_same_tasks(tmp_path):

@@ -24,7 +24,7 @@ from metacurriculum.benchmarks import (
     run_benchmark,
     tables,
 )
-from metacurriculum.benchmarks import execution as execution_module
+from metacurriculum.benchmarks import benchmark as execution_module
 from metacurriculum.benchmarks import executors as executors_module
 from metacurriculum.benchmarks.run_folders import target_loss_auc
 from metacurriculum.envs import MetaCurriculumEnv

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from metacurriculum.benchmarks import learning_speed as bench
+from metacurriculum.benchmarks.experiments import learning_speed as bench
 
 TINY = bench.LearningSpeedConfig(
     ways=3,

@@ -16,7 +16,7 @@ from bench_helpers import ANALYTIC, TINY_ANALYTIC, run_numbers
 from metacurriculum import cli
 from metacurriculum.benchmarks import BenchmarkError, RunSpec, expand, run_benchmark
 from metacurriculum.benchmarks import population_executor as module
-from metacurriculum.benchmarks.execution import default_executor
+from metacurriculum.benchmarks.benchmark import default_executor
 from metacurriculum.benchmarks.population_executor import populations
 from metacurriculum.benchmarks.run_folders import RUN_FILES, unfinished_reason
 

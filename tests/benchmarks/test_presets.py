@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from metacurriculum.benchmarks import PRESETS, BenchConfig, BenchmarkError, resolve
-from metacurriculum.benchmarks.harness import validate
+from metacurriculum.benchmarks.plan import validate
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -18,7 +18,7 @@ import pytest
 from bench_helpers import ANALYTIC, run_numbers
 
 from metacurriculum.benchmarks import BenchmarkError, RunSpec, run_benchmark, tables
-from metacurriculum.benchmarks.execution import Progress
+from metacurriculum.benchmarks.benchmark import Progress
 from metacurriculum.benchmarks.ray_executor import RayExecutor, _gpus, check_reachable
 from metacurriculum.benchmarks.run_folders import RUN_FILES, unfinished_reason
 

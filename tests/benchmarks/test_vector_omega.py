@@ -139,6 +139,6 @@ def test_a_teacher_for_one_coordinate_is_refused_before_any_run(tmp_path):
         workers=1,
         plots=False,
     )
-    with pytest.raises(BenchmarkError, match=r"'static' steers a one-parameter ω.*alp-gmm, adr"):
+    with pytest.raises(BenchmarkError, match=r"'static' steers a one-parameter ω.*adr, alp-gmm"):
         run_benchmark(config)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("done.json"))

@@ -73,3 +73,28 @@ def test_a_bad_learner_or_setting_fails_at_make_naming_the_fix(data_root):
         gym.make(TINY_ID, **tiny("anli"))
     with pytest.raises(TypeError, match=r"'first_order' \(a setting of learner 'anil'"):
         gym.make(TINY_ID, **tiny("reptile"), first_order=True)
+
+
+def test_the_readme_example_of_a_learner_of_your_own(data_root):
+    from metacurriculum.student.learners import MAML
+    from metacurriculum.student.settings import LEARNERS, MAMLSettings, register_learner
+
+    class LastLayers(MAML):
+        """MAML whose inner loop adapts the last conv block and the head only."""
+
+        def adapted(self, params):
+            last = sum(name.endswith(".conv.weight") for name in params) - 1
+            return [name for name in params if name.startswith(("head.", f"block{last}."))]
+
+    register_learner("last-layers", LastLayers, settings=MAMLSettings)
+    try:
+        env = gym.make(TINY_ID, **{**tiny("last-layers"), "inner_steps": 2})
+        env.reset(seed=0)
+        population = env.unwrapped.student.students.population
+        adapted = population.learner.adapted(population.row_params(0))
+        assert adapted == ["block1.conv.weight", "block1.bn.weight", "block1.bn.bias",
+                           "head.weight", "head.bias"]  # fmt: skip
+        _, _, _, _, info = env.step(np.array([0.2], np.float32))
+        assert np.isfinite(info["target_loss"])
+    finally:
+        del LEARNERS["last-layers"]

@@ -223,8 +223,8 @@ def test_batches_that_do_not_fit_the_network_raise(make_batch, make_config) -> N
 
 
 def test_speed_benchmark_runs_on_a_tiny_shape() -> None:
-    """Smoke test of ``python -m metacurriculum.benchmarks.student_speed``'s pieces."""
-    from metacurriculum.benchmarks import student_speed as bench
+    """Smoke test of ``python -m metacurriculum.benchmarks.experiments.student_speed``'s pieces."""
+    from metacurriculum.benchmarks.experiments import student_speed as bench
 
     shape = bench.Shape(n_way=3, q_query=2, meta_batch=2, inner_steps=1, hidden=4, depth=2)
     batch = bench.synthetic_batch(dataclasses.replace(shape, mixed=True), torch.device("cpu"))

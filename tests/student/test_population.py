@@ -220,8 +220,8 @@ def test_a_cuda_out_of_memory_halves_the_chunks(monkeypatch, make_batch, make_co
 
 
 def test_population_speed_benchmark_runs_on_a_tiny_shape() -> None:
-    """Smoke test of ``python -m metacurriculum.benchmarks.population_speed``'s pieces."""
-    from metacurriculum.benchmarks import population_speed as bench
+    """Smoke test of ``python -m metacurriculum.benchmarks.experiments.population_speed``'s pieces."""
+    from metacurriculum.benchmarks.experiments import population_speed as bench
 
     shape = bench.Shape(n_way=3, q_query=2, meta_batch=2, inner_steps=1, hidden=4, depth=2)
     runs = {path: bench.build(shape, "second", "cpu", 3, path) for path in ("single", *bench.PATHS)}

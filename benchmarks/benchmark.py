@@ -1,7 +1,7 @@
 """Executing a benchmark: its one config, the executor that runs it, progress.
 
 ``run_benchmark(BenchConfig(...))`` expands the config into runs
-(:func:`~metacurriculum.benchmarks.harness.expand`), checks names, settings and that
+(:func:`~metacurriculum.benchmarks.plan.expand`), checks names, settings and that
 the output folder is writable, skips finished runs, and hands the rest to the
 config's executor (:mod:`~metacurriculum.benchmarks.executors`): ``processes`` (the
 default on the CPU: in this process when one process suffices, else in spawned worker
@@ -31,7 +31,7 @@ from typing import Any
 from metacurriculum.benchmarks.episode import execute_run
 from metacurriculum.benchmarks.executors import Executor, Job, RunEvents, make_executor
 from metacurriculum.benchmarks.filesystem import hold_output
-from metacurriculum.benchmarks.harness import (
+from metacurriculum.benchmarks.plan import (
     BenchmarkError,
     RunSpec,
     check_students,
@@ -124,7 +124,7 @@ class BenchConfig:
     gpus_per_run: float | None = None
 
     def specs(self) -> list[RunSpec]:
-        """The runs of this benchmark (see :func:`~metacurriculum.benchmarks.harness.expand`)."""
+        """The runs of this benchmark (see :func:`~metacurriculum.benchmarks.plan.expand`)."""
         unknown = sorted(set(self.teacher_kwargs) - set(self.teachers))
         if unknown:
             raise BenchmarkError(
@@ -176,7 +176,7 @@ def run_benchmark(
         BenchmarkError: bad names or settings, missing data, or an output folder that
             cannot be written or that another command is writing to (before anything
             runs), finished runs with other settings
-            (:class:`~metacurriculum.benchmarks.harness.ConfigMismatchError`), or runs
+            (:class:`~metacurriculum.benchmarks.plan.ConfigMismatchError`), or runs
             that failed (after the others finished; tracebacks in ``error.txt``).
         Interrupted: on SIGINT (Ctrl-C) or SIGTERM, after every worker has stopped
             (within seconds); finished runs are kept, unfinished ones redone next time.

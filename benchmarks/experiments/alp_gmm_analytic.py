@@ -5,7 +5,7 @@ seed and budget, one episode of ``alp-gmm`` on ``MetaCurriculum-AnalyticMulti-v0
 prints the median distance (in the unit box) from each task whose ALP was measured to the
 nearest task before it, the mean ALP, and the target loss at the last step::
 
-    python tests/teachers/measure_alp_gmm_analytic.py --seeds 0 1 2 3 4 --budgets 1000 4000
+    python benchmarks/experiments/alp_gmm_analytic.py --seeds 0 1 2 3 4 --budgets 1000 4000
 
 If far neighbours were the cause, the distances would be large and a longer budget (more
 points) would help.

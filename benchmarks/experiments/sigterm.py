@@ -7,7 +7,7 @@ logging steps, send SIGTERM, and report: the exit status, the seconds from the s
 the command's exit and to the last process of its session, and any temporary run
 folder left. The README's numbers come from::
 
-    python tests/benchmarks/measure_sigterm.py --trials 3
+    python benchmarks/experiments/sigterm.py --trials 3
 
 Not a test: it takes about a minute per trial, and its numbers depend on the machine.
 """

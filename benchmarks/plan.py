@@ -1,4 +1,5 @@
-"""The benchmark harness: teacher x env x seed runs, one folder each, finished runs kept.
+"""A benchmark's plan: its runs (teacher x env x seed), checked before any starts, and which
+are still to do (a folder each; finished runs are kept).
 
 One run trains a fresh student for one episode under one teacher, then adapts it to
 unseen tasks of the hardest distribution (``evaluate_test``). Its folder,
@@ -26,7 +27,7 @@ is finished only when ``done.json`` and the other files read back whole and
 damaged: it is cleared and the run is redone from its seed, which gives the same
 numbers on the same device and thread count (``config.json`` records the threads).
 One run's episode is :mod:`metacurriculum.benchmarks.episode`; executing a benchmark
-lives in :mod:`metacurriculum.benchmarks.execution`.
+lives in :mod:`metacurriculum.benchmarks.benchmark`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from metacurriculum.benchmarks.run_folders import (
 )
 from metacurriculum.envs.config import MetaCurriculumConfig, upgrade_settings
 from metacurriculum.envs.meta_env import make_env
+from metacurriculum.registry import VariantError, parse_variant, variant_name
 
 logger = logging.getLogger("metacurriculum.benchmarks")
 
@@ -87,7 +89,9 @@ class RunSpec:
     """One run: a teacher trains a fresh student on one env from one seed.
 
     Attributes:
-        env_id: a registered MetaCurriculum id, e.g. ``"MetaCurriculum-Omniglot20-v0"``.
+        env_id: a registered MetaCurriculum id, e.g. ``"MetaCurriculum-Omniglot20-v0"``, or
+            a variant of one, ``"MetaCurriculum-Omniglot5-v0@learner=anil"`` (its settings,
+            already in :attr:`env_kwargs`, name its folder).
         teacher: a registered teacher name (``metacurriculum.teachers.list_teachers()``).
         seed: seeds the env (student, tasks) and the teacher.
         env_kwargs: settings overriding the id's registered ones (``MetaCurriculumConfig`` fields).
@@ -113,14 +117,19 @@ class RunSpec:
         """The run's folder under the output root ``out``."""
         return Path(out) / self.name
 
+    @property
+    def registered_id(self) -> str:
+        """The registered id :attr:`env_id` is (or is a variant of)."""
+        return parse_variant(self.env_id)[0]
+
     def env_settings(self) -> MetaCurriculumConfig:
         """The env's settings: the registered ones with :attr:`env_kwargs` applied."""
-        registered = dict(gym.spec(self.env_id).kwargs)
+        registered = dict(gym.spec(self.registered_id).kwargs)
         return MetaCurriculumConfig.from_overrides(**{**registered, **self.env_kwargs})
 
     def make_env(self) -> gym.Env:
         """The env of this run, with a time limit that matches the (overridden) budget."""
-        return make_env(self.env_id, **dict(self.env_kwargs))
+        return make_env(self.registered_id, **dict(self.env_kwargs))
 
     def identity(self) -> dict[str, Any]:
         """What defines the run's numbers, as stored in ``config.json`` and compared on resume."""
@@ -153,7 +162,8 @@ def expand(
     every teacher rather than every seed of the first teachers.
 
     Args:
-        envs: env ids.
+        envs: env ids, or variants of them (``ID@key=value...``, :func:`parse_variant`):
+            a variant's settings join ``env_kwargs`` (and win over them).
         teachers: teacher names.
         seeds: env and teacher seeds.
         env_kwargs: settings applied to every env.
@@ -162,12 +172,16 @@ def expand(
         eval_seed: seed of the final evaluation's tasks.
     """
     teacher_kwargs = teacher_kwargs or {}
+    try:
+        variants = {env: parse_variant(env) for env in envs}
+    except VariantError as error:
+        raise BenchmarkError(str(error)) from None
     return [
         RunSpec(
-            env_id=env_id,
+            env_id=variant_name(*variants[env_id]),
             teacher=teacher,
             seed=int(seed),
-            env_kwargs=dict(env_kwargs or {}),
+            env_kwargs={**(env_kwargs or {}), **variants[env_id][1]},
             teacher_kwargs=dict(teacher_kwargs.get(teacher, {})),
             eval_tasks=eval_tasks,
             eval_seed=eval_seed,
@@ -179,7 +193,9 @@ def expand(
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise :class:`BenchmarkError` unless ``env_id`` is registered (naming the closest)."""
+    """Raise :class:`BenchmarkError` unless ``env_id`` (or the id it is a variant of) is
+    registered, naming the closest."""
+    env_id = parse_variant(env_id)[0]
     if env_id in gym.registry:
         return
     ids = sorted(i for i in gym.registry if "MetaCurriculum" in i)
@@ -398,13 +414,3 @@ def versions() -> dict[str, str]:
         "gymnasium": gym.__version__,
         "numpy": np.__version__,
     }
-
-
-def __getattr__(name: str) -> Any:
-    """``execute_run`` and ``RunRecord`` moved to :mod:`~metacurriculum.benchmarks.episode`;
-    importing them from here still works."""
-    if name in ("execute_run", "RunRecord", "StepCallback"):
-        from metacurriculum.benchmarks import episode
-
-        return getattr(episode, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,7 @@ Not a test (pytest collects only ``test_*.py``): the script behind the threshold
 the measurements quoted in the teachers' docstrings. One line of JSON per run::
 
     . .venv/bin/activate && export METACURRICULUM_DATA=/work/shared/data
-    python tests/teachers/measure_reduced.py none linear 'adaptive:{"floor": "none"}' \\
+    python benchmarks/experiments/measure_reduced.py none linear 'adaptive:{"floor": "none"}' \\
         --seeds 0 --out /tmp/measure.jsonl
 
 Each run: ``make_env("MetaCurriculum-Omniglot5-v0", **REDUCED)`` (the benchmark's

@@ -9,9 +9,9 @@ checkpoint, over seeds, with a 95% confidence interval, beside learn2learn 0.2.0
 figures for MAML on the same workload and each method's published full-scale
 Omniglot numbers (:data:`PUBLISHED`, reached after tens of thousands of meta-steps)::
 
-    python -m metacurriculum.benchmarks.learning_speed                   # MAML, 5-way, 3 seeds
-    python -m metacurriculum.benchmarks.learning_speed --learners maml anil protonet reptile
-    python -m metacurriculum.benchmarks.learning_speed --ways 20 --steps 100 --inits torch xavier
+    python -m metacurriculum.benchmarks.experiments.learning_speed                   # MAML, 5-way, 3 seeds
+    python -m metacurriculum.benchmarks.experiments.learning_speed --learners maml anil protonet reptile
+    python -m metacurriculum.benchmarks.experiments.learning_speed --ways 20 --steps 100 --inits torch xavier
 
 Every learner and init of a seed sees the same training tasks (one task stream per
 seed) and every run the same evaluation tasks, so differences between them are
@@ -288,7 +288,7 @@ def benchmark(
 def main(argv: Sequence[str] | None = None) -> None:
     defaults = LearningSpeedConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m metacurriculum.benchmarks.learning_speed",
+        prog="python -m metacurriculum.benchmarks.experiments.learning_speed",
         description=__doc__.split("\n")[0],
     )
     parser.add_argument("--ways", type=int, default=defaults.ways)

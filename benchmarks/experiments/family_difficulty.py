@@ -9,7 +9,7 @@ sweep is the parameter's doing. Accuracy compares across numbers of classes; the
 normalised loss (divided by ``log n``) does not, it favours more classes. A parameter
 that does not change the student's performance is no curriculum dimension::
 
-    python -m metacurriculum.benchmarks.family_difficulty --env MetaCurriculum-OmniglotMulti-v0 \\
+    python -m metacurriculum.benchmarks.experiments.family_difficulty --env MetaCurriculum-OmniglotMulti-v0 \\
         --seeds 0 1 --meta-steps 200 --points 5 --tasks 100 --out runs/family_difficulty
 
 Writes ``difficulty.json`` (every point) and ``difficulty.md`` (a table) under ``--out``.
@@ -33,14 +33,7 @@ from tqdm.auto import tqdm
 import metacurriculum  # noqa: F401 - registers the ids
 from metacurriculum.benchmarks.presets import PRESETS
 from metacurriculum.envs.config import MetaCurriculumConfig
-
-
-def parse_value(text: str) -> Any:
-    """``"16"`` -> 16, ``"true"`` -> True, ``"cpu"`` -> ``"cpu"``."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+from metacurriculum.registry import parse_value
 
 
 def sweep(

@@ -21,9 +21,9 @@ measured as in ``student_speed``: on CUDA the growth of
 
 Commands::
 
-    python -m metacurriculum.benchmarks.population_speed                      # R = 1, 4, 16, 64
-    python -m metacurriculum.benchmarks.population_speed --small --threads 1  # a shared CPU
-    python -m metacurriculum.benchmarks.population_speed --device cuda --json population.json
+    python -m metacurriculum.benchmarks.experiments.population_speed                      # R = 1, 4, 16, 64
+    python -m metacurriculum.benchmarks.experiments.population_speed --small --threads 1  # a shared CPU
+    python -m metacurriculum.benchmarks.experiments.population_speed --device cuda --json population.json
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
-from metacurriculum.benchmarks.student_speed import (
+from metacurriculum.benchmarks.experiments.student_speed import (
     FULL,
     ORDERS,
     SMALL,

@@ -25,11 +25,11 @@ timings (the header prints the load average).
 
 Commands::
 
-    python -m metacurriculum.benchmarks.student_speed                  # 20-way, 2 threads
-    python -m metacurriculum.benchmarks.student_speed --threads 1 --reduced   # the reduced net
-    python -m metacurriculum.benchmarks.student_speed --learners all --orders second
-    python -m metacurriculum.benchmarks.student_speed --device cuda --json speed.json
-    python -m metacurriculum.benchmarks.student_speed --device cuda --mixed   # padded batches
+    python -m metacurriculum.benchmarks.experiments.student_speed                  # 20-way, 2 threads
+    python -m metacurriculum.benchmarks.experiments.student_speed --threads 1 --reduced   # the reduced net
+    python -m metacurriculum.benchmarks.experiments.student_speed --learners all --orders second
+    python -m metacurriculum.benchmarks.experiments.student_speed --device cuda --json speed.json
+    python -m metacurriculum.benchmarks.experiments.student_speed --device cuda --mixed   # padded batches
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ base revision and on the working tree, alternating so that the machine's load fa
 both alike, and reports the wall time, the CPU time and the peak memory of each, and their
 ratios::
 
-    python -m metacurriculum.benchmarks.revision_speed --base 10e2d14 --rounds 3
-    python -m metacurriculum.benchmarks.revision_speed --base HEAD~3 --teachers none,linear
+    python -m metacurriculum.benchmarks.experiments.revision_speed --base 10e2d14 --rounds 3
+    python -m metacurriculum.benchmarks.experiments.revision_speed --base HEAD~3 --teachers none,linear
 
 Each revision is installed once, with pip, into a folder of its own (``--cache``), and run
 from there with this Python (the installed packages it needs are this environment's),

@@ -1,0 +1,16 @@
+"""Experiments that measure the library: each a module with a command line, kept apart from
+the library it measures.
+
+| module | measures |
+|---|---|
+| :mod:`.student_speed` | a meta-step of each path and learner against the plain reference, GFLOP/s |
+| :mod:`.population_speed` | a population's meta-step against one student's |
+| :mod:`.revision_speed` | whole benchmark runs of two revisions of the project, alternated |
+| :mod:`.learning_speed` | each learner's accuracy on unseen tasks after a number of meta-steps |
+| :mod:`.family_difficulty` | what each parameter of a task family does to the student |
+| :mod:`.measure_reduced` | the teachers' statistics on the real student at the reduced settings |
+| :mod:`.alp_gmm_analytic` | ALP-GMM on the analytic multi-dimensional student |
+| :mod:`.sigterm` | how fast ``bench`` stops on SIGTERM, per executor |
+
+Run one as ``python -m metacurriculum.benchmarks.experiments.<module> --help``.
+"""

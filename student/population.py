@@ -235,6 +235,9 @@ class Population:
         self.dtype = config.torch_dtype
         self.batching = config.resolved_batching
         self.chunk_size = chunk_size
+        #: Whether grouped calls merge rows (on CUDA); on the CPU each row is grouped alone,
+        #: computing the very bits it would alone.
+        self.merge_rows = self.device.type != "cpu"
         self.ops = Ops(config.bn_eps, channels_last=config.channels_last)
         self._chunk_cap: int | None = None
         self._rows = [self._fresh(seed) for seed in seeds]
@@ -363,7 +366,7 @@ class Population:
         batches = self._prepare(batches)
         batching = self._batching(batching)
         ops = self.ops
-        if batching == "grouped" and self.device.type == "cpu" and len(rows) > 1:
+        if batching == "grouped" and not self.merge_rows and len(rows) > 1:
             # One row at a time, as it would be evaluated alone: the same bits (rows merged
             # in one grouped call round differently) and no gain on the CPU.
             return [
@@ -548,7 +551,7 @@ class Population:
     def _row_chunk(self, batches: list[MetaBatch]) -> int:
         if self.chunk_size is not None:
             return min(self.chunk_size, len(batches))
-        if self.device.type == "cpu":  # a row alone: the same bits as a student alone
+        if not self.merge_rows:  # a row alone: the same bits as a student alone
             return 1
         per_row = max(meta_step_bytes(self.config, self.learner, b) * b.num_tasks for b in batches)
         chunk = self._fit(per_row, len(batches))

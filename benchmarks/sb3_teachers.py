@@ -29,12 +29,14 @@ from typing import Any
 import numpy as np
 
 import metacurriculum  # noqa: F401 - registers the ids
+from metacurriculum.cli import parse_kwargs
 from metacurriculum.envs import make_env
 from metacurriculum.teachers import SB3_ALGOS, SB3Teacher, train_sb3_teacher
 from metacurriculum.teachers.evaluation import evaluate_teacher
 
-#: Env steps each algorithm trains for (about 160 episodes of the analytic profiles).
-TIMESTEPS = {"ppo": 40_960, "a2c": 40_960, "sac": 15_000, "dqn": 40_000}
+#: Env steps each algorithm trains for (about 160 episodes of the analytic profiles), and
+#: the students it trains at once (``n_envs``).
+TRAINING = {"ppo": (40_960, 4), "a2c": (40_960, 4), "sac": (30_000, 1), "dqn": (40_000, 1)}
 #: The hand-made teachers it is compared with.
 HAND_MADE = ("none", "random", "linear", "static", "adaptive", "adaptive-paper")
 
@@ -59,7 +61,16 @@ def welch(values: list[float], other: list[float]) -> float:
     return float(stats.ttest_ind(values, other, equal_var=False).pvalue)
 
 
-def train(algo: str, env_id: str, timesteps: int, seed: int, out: Path) -> dict[str, Any]:
+def train(
+    algo: str,
+    env_id: str,
+    timesteps: int,
+    n_envs: int,
+    seed: int,
+    out: Path,
+    env_kwargs: dict[str, Any],
+    overrides: dict[str, Any],
+) -> dict[str, Any]:
     """Train one policy; its model, env steps, CPU and wall time, evaluation curve."""
     start, cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings(record=True) as caught:
@@ -70,7 +81,10 @@ def train(algo: str, env_id: str, timesteps: int, seed: int, out: Path) -> dict[
             timesteps,
             seed=seed,
             path=out / f"{algo}.zip",
+            n_envs=n_envs,
+            env_kwargs=env_kwargs,
             eval_freq=max(timesteps // 8, 1),
+            **overrides,
         )
     return {
         "model": model,
@@ -110,7 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--algos", default="ppo,a2c,sac,dqn")
     parser.add_argument("--seeds", type=int, default=5, help="held-out seeds 100..100+N-1")
     parser.add_argument("--train-seed", type=int, default=0)
-    parser.add_argument("--timesteps", type=int, help="for every algorithm (default: TIMESTEPS)")
+    parser.add_argument("--timesteps", type=int, help="for every algorithm (default: TRAINING)")
+    parser.add_argument("--n-envs", type=int, help="for every algorithm (default: TRAINING)")
+    parser.add_argument(
+        "--env-kwargs", type=parse_kwargs, default={}, help="env settings, e.g. reward=target"
+    )
+    parser.add_argument(
+        "--algo-kwargs", type=parse_kwargs, default={}, help="model settings, e.g. gamma=0.999"
+    )
     parser.add_argument("--eval-tasks", type=int, default=100)
     parser.add_argument("--out", default="runs/sb3_teachers")
     args = parser.parse_args(argv)
@@ -122,8 +143,18 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(range(100, 100 + args.seeds))  # training resets from --train-seed on
     rows: dict[str, dict[str, Any]] = {}
     for algo in args.algos.split(","):
-        trained = train(algo, args.env, args.timesteps or TIMESTEPS[algo], args.train_seed, out)
-        env = make_env(args.env, **SB3_ALGOS[algo].env_kwargs)
+        timesteps, n_envs = TRAINING[algo]
+        trained = train(
+            algo,
+            args.env,
+            args.timesteps or timesteps,
+            args.n_envs or n_envs,
+            args.train_seed,
+            out,
+            args.env_kwargs,
+            args.algo_kwargs,
+        )
+        env = make_env(args.env, **{**SB3_ALGOS[algo].env_kwargs, **args.env_kwargs})
         episodes = evaluate_teacher(env, SB3Teacher(trained.pop("model")), seeds, args.eval_tasks)
         rows[f"sb3 {algo}"] = {"losses": [e.test_loss for e in episodes], **trained}
         print(
@@ -140,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(rows, best)
     (out / "sb3_teachers.md").write_text(text + "\n")
     (out / "sb3_teachers.json").write_text(
-        json.dumps({"env": args.env, "seeds": seeds, "rows": rows}, indent=1, default=str) + "\n"
+        json.dumps({"args": vars(args), "seeds": seeds, "rows": rows}, indent=1, default=str) + "\n"
     )
     print(text)
     return 0

@@ -301,6 +301,7 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
         checkpoint_freq=args.checkpoint_freq,
         tensorboard_log=args.tensorboard_log,
         verbose=args.verbose,
+        **{k: v for given in args.algo_kwargs or [] for k, v in given.items()},
     )
     curve = getattr(model, "teacher_eval_curve", [])
     if curve:
@@ -483,6 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--device", help="the student's device (default: the env's, CUDA when present)")
     add("--out", metavar="PATH", help="where to save the model (default teacher_<algo>.zip)")
     add("--no-progress", action="store_true", help="no progress bar")
+    add(
+        "--algo-kwargs",
+        type=parse_kwargs,
+        action="append",
+        metavar="K=V,...",
+        help="SB3 constructor settings over the tuned ones, e.g. gamma=0.99,n_steps=128",
+    )
     add(
         "--n-envs",
         type=int,

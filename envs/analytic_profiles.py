@@ -10,24 +10,24 @@ teachers rather than only telling them to climb. Each is a student name
 student                          what it teaches                         should win by construction
 ================================ ======================================= ==========================
 ``analytic-easy-first``          tasks just beyond the skill teach most  teachers that track the
-                                 (the ``analytic`` model without its     frontier (``adaptive``,
-                                 cap, so reaching the top sooner pays)   ``static``); ``none`` last
+                                 (the ``analytic`` model without its     frontier (``static``,
+                                 cap, so reaching the top sooner pays)   ``adaptive``); ``none`` last
 ``analytic-hardest``             harder tasks teach more, whatever the   ``none``: a curriculum can
                                  skill                                   only lose
-``analytic-forgetting``          one skill per number of classes, each   teachers that keep
+``analytic-forgetting``          one competence per number of classes,   teachers that keep
                                  learnable once the one below is known,  practising every level
-                                 each decaying unless practised; a task  (``random``, bandits);
+                                 each decaying unless practised; a task  (``random``, ``adr``);
                                  needs every level up to its own         monotone schedules forget
 ``analytic-noisy``               the easy-first model measured on two    ``linear`` (it reads no
-                                 validation and four target tasks, each  measurement); threshold
-                                 with a large error                      teachers climb on noise
-``analytic-calibrated``          learning curves fitted to the MAML      (see the README: what the
-                                 student at the ``reduced`` settings     real student rewards)
-``analytic-local`` (vector ω)    competence is local: training at a      teachers that follow each
-                                 task teaches near it, and only where    coordinate's own pace
-                                 slightly easier tasks are known; the    (``adr``, ``alp-gmm``,
-                                 pace of each coordinate is drawn per    ``adaptive``); ``none``
-                                 student                                 learns nothing
+                                 validation and four target tasks, each  measurement); thresholds
+                                 with a large error                      and slopes chase the noise
+``analytic-calibrated``          learning curves fitted to the MAML      no teacher clearly: the
+                                 student at the ``reduced`` settings     student ends near its
+                                                                         asymptote whatever it did
+``analytic-local`` (vector ω)    competence is local: training at a      a path to the corner that
+                                 task teaches near it, and only where    moves with the student
+                                 slightly easier tasks are known         (``linear``, ``adaptive``);
+                                                                         ``none`` learns nothing
 ================================ ======================================= ==========================
 
 ``benchmarks/report_card.py`` runs every registered teacher on every profile.

@@ -112,7 +112,7 @@ WINNERS = [
     ("MetaCurriculum-AnalyticHardest-v0", "none", ["linear", "adaptive", "random"]),
     ("MetaCurriculum-AnalyticForgetting-v0", "random", ["linear", "adaptive", "static"]),
     ("MetaCurriculum-AnalyticNoisy-v0", "linear", ["static", "adaptive", "tscl-window"]),
-    ("MetaCurriculum-AnalyticLocal-v0", "linear", ["random", "none", "reverse"]),
+    ("MetaCurriculum-AnalyticLocal-v0", "linear", ["random", "none"]),
 ]
 
 

@@ -66,7 +66,7 @@ def test_sac_and_a2c_train_on_the_analytic_env_and_drive(algo):
     """Mechanics only: training runs its steps; the raw model drives the env."""
     model = train_sb3_teacher(algo, ANALYTIC, total_timesteps=32, seed=0, eval_episodes=0)
     assert model.num_timesteps == 32
-    env = gym.make(ANALYTIC)
+    env = gym.make(ANALYTIC, **SB3_ALGOS[algo].env_kwargs)  # the spaces it was trained on
     run = drive(as_teacher(model), env, steps=5)  # the raw model plugs in unchanged
     assert len(run["omegas"]) == 5
 
@@ -128,6 +128,8 @@ def test_model_trained_on_other_spaces_is_refused():
     env = gym.make(ANALYTIC, history=4)
     with pytest.raises(ValueError, match="trained on observation space"):
         drive(SB3Teacher(model), env, steps=1)
+    with pytest.raises(ValueError, match="trained on action space"):  # ω itself, not a change
+        drive(SB3Teacher(model), gym.make(ANALYTIC, action_type="omega"), steps=1)
 
 
 def test_missing_sb3_names_the_extra(monkeypatch):

@@ -517,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-freq",
         type=int,
         metavar="STEPS",
-        help="save the model every STEPS env steps to <out>_checkpoints/",
+        help="save the model every STEPS env steps to <out without .zip>_checkpoints/",
     )
     add(
         "--tensorboard-log",

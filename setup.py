@@ -54,6 +54,7 @@ setup(
         "stats": ["scipy>=1.10"],
         "ray": ["ray>=2.60,<3"],
         "gmm": ["scikit-learn>=1.3"],
+        "tensorboard": ["tensorboard>=2.10"],
         "dev": [
             "pytest>=7",
             "ruff>=0.5",
@@ -63,6 +64,7 @@ setup(
             "pillow>=9",
             "ray>=2.60,<3",
             "scikit-learn>=1.3",
+            "tensorboard>=2.10",
         ],
     },
     entry_points={"console_scripts": ["metacurriculum=metacurriculum.cli:main"]},

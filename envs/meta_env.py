@@ -37,6 +37,25 @@ def reward_progress(prev: dict[str, Measurement], now: dict[str, Measurement]) -
     return prev["val"].normalized_loss - now["val"].normalized_loss
 
 
+#: ``target_logit`` clips normalised losses to ``[LOGIT_CLIP, 1 - LOGIT_CLIP]`` first.
+LOGIT_CLIP = 1e-3
+
+
+def _log_odds(normalized_loss: float) -> float:
+    p = min(max(normalized_loss, LOGIT_CLIP), 1.0 - LOGIT_CLIP)
+    return math.log(p / (1.0 - p))
+
+
+def reward_target_logit(prev: dict[str, Measurement], now: dict[str, Measurement]) -> float:
+    """Decrease of the log-odds of the normalised target loss (clipped to ``[0.001, 0.999]``).
+
+    The same objective as ``target`` (a monotone transform of the same loss: the return
+    telescopes to the change of a potential, Ng et al. 1999), but dense where the loss is
+    flat: near chance and near zero the loss barely moves while the log-odds still do.
+    """
+    return _log_odds(prev["target"].normalized_loss) - _log_odds(now["target"].normalized_loss)
+
+
 def reward_target_accuracy(prev: dict[str, Measurement], now: dict[str, Measurement]) -> float:
     """Increase of the post-adaptation accuracy on the fixed hardest tasks."""
     return now["target"].accuracy - prev["target"].accuracy
@@ -45,6 +64,7 @@ def reward_target_accuracy(prev: dict[str, Measurement], now: dict[str, Measurem
 #: Rewards by name; each maps the measurements before and after a step to a float.
 REWARDS: dict[str, Callable[[dict[str, Measurement], dict[str, Measurement]], float]] = {
     "target": reward_target,
+    "target_logit": reward_target_logit,
     "progress": reward_progress,
     "target_accuracy": reward_target_accuracy,
 }
@@ -114,6 +134,9 @@ class MetaCurriculumEnv(gym.Env):
       fixed hardest tasks. Summed over an episode it telescopes to the total improvement,
       so the return is highest for the teacher that leaves the best student on the
       hardest tasks.
+    - ``"target_logit"``: the decrease of the log-odds of that loss (clipped to
+      ``[0.001, 0.999]``): the same objective, dense where the loss is flat (what SB3
+      teachers learn from, :data:`~metacurriculum.teachers.sb3.SB3_ALGOS`).
     - ``"progress"``: the decrease of the normalised validation loss at the current ω
       (learning progress; a teacher can earn it by moving to easier tasks).
     - ``"target_accuracy"``: the increase of post-adaptation accuracy on the hardest tasks.

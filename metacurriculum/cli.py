@@ -301,25 +301,41 @@ def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_train_teacher(args: argparse.Namespace) -> int:
     from metacurriculum.benchmarks.plan import check_env_id
-    from metacurriculum.envs import make_env
-    from metacurriculum.teachers.sb3 import train_sb3_teacher
+    from metacurriculum.teachers.sb3 import SB3_ALGOS, train_sb3_teacher
 
     check_env_id(args.env)
     out = args.out or f"teacher_{args.algo}.zip"
     _check_model_path(out)  # before training, not after it
     env_kwargs = _env_kwargs(args)
-    if args.algo == "dqn":
-        env_kwargs.setdefault("action_type", "discrete")  # DQN needs Discrete actions
     if args.device is not None:
         env_kwargs["device"] = args.device
-    env = make_env(args.env, **env_kwargs)
-    train_sb3_teacher(
-        args.algo, env, args.timesteps, seed=args.seed, path=out, progress=not args.no_progress
+    model = train_sb3_teacher(
+        args.algo,
+        args.env,
+        args.timesteps,
+        seed=args.seed,
+        path=out,
+        progress=not args.no_progress,
+        n_envs=args.n_envs,
+        env_kwargs=env_kwargs,
+        eval_freq=args.eval_freq,
+        eval_episodes=args.eval_episodes,
+        checkpoint_freq=args.checkpoint_freq,
+        tensorboard_log=args.tensorboard_log,
+        verbose=args.verbose,
+        **{k: v for given in args.algo_kwargs or [] for k, v in given.items()},
     )
+    curve = getattr(model, "teacher_eval_curve", [])
+    if curve:
+        baselines = ", ".join(f"{n} {v:.3f}" for n, v in model.teacher_eval_baselines.items())
+        points = ", ".join(f"{steps}: {loss:.3f}" for steps, loss in curve)
+        print(f"evaluation (env steps: final loss): {points}; baselines: {baselines}")
     teacher_kwargs = f"sb3:path={out},algo={args.algo}"
     print(f"saved {out}; benchmark it with --teachers sb3 --teacher-kwargs {teacher_kwargs}")
-    if env_kwargs:
-        pairs = ",".join(f"{k}={v}" for k, v in env_kwargs.items())
+    # The policy acts in the spaces it was trained on: the bench needs the same settings.
+    settings = {**SB3_ALGOS[args.algo].env_kwargs, **env_kwargs}
+    if settings:
+        pairs = ",".join(f"{k}={v}" for k, v in settings.items())
         print(f"(and the same env settings: --env-kwargs {pairs})")
     return 0
 
@@ -522,10 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train-teacher",
         help="train a Stable-Baselines3 teacher on an env and save it",
-        description="Train an SB3 model (PPO, A2C, SAC, DQN) as a teacher, with settings made "
-        "for episodes of a few hundred expensive steps, and save it as a .zip that "
-        "`bench --teachers sb3 --teacher-kwargs sb3:path=...,algo=...` runs. Each env "
-        "step trains the student, so a few hundred timesteps already take a while. "
+        description="Train an SB3 model (PPO, A2C, SAC, DQN) as a teacher, with the settings "
+        "that learn a curriculum on the analytic students (the env gets the algorithm's reward "
+        "and action type unless --env-kwargs says otherwise), and save it as a .zip that "
+        "`bench --teachers sb3 --teacher-kwargs sb3:path=...,algo=...` runs. The policy is "
+        "evaluated as a teacher on held-out seeds beside none and random (when training ends, "
+        "or every --eval-freq env steps), and a policy that beats neither is a warning. Each "
+        "env step trains the student: on a real student a few hundred take a while. "
         "Loading a saved model runs code stored in it (SB3 unpickles its policy class "
         "and spaces): share and load only models you trust.",
     )
@@ -540,6 +559,55 @@ def build_parser() -> argparse.ArgumentParser:
     add("--device", help="the student's device (default: the env's, CUDA when present)")
     add("--out", metavar="PATH", help="where to save the model (default teacher_<algo>.zip)")
     add("--no-progress", action="store_true", help="no progress bar")
+    add(
+        "--algo-kwargs",
+        type=parse_kwargs,
+        action="append",
+        metavar="K=V,...",
+        help="SB3 constructor settings over the tuned ones, e.g. gamma=0.99,n_steps=128",
+    )
+    add(
+        "--n-envs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="students trained at once, one policy acting for all (gym.make_vec; default 1)",
+    )
+    add(
+        "--eval-freq",
+        type=int,
+        metavar="STEPS",
+        help="evaluate the policy as a teacher every STEPS env steps on held-out seeds, "
+        "beside none and random (default: once, when training ends)",
+    )
+    add(
+        "--eval-episodes",
+        type=int,
+        default=5,
+        metavar="N",
+        help="held-out seeds per evaluation (default 5; 0: no evaluation, and no warning "
+        "for a policy that learnt nothing)",
+    )
+    add(
+        "--checkpoint-freq",
+        type=int,
+        metavar="STEPS",
+        help="save the model every STEPS env steps to <out without .zip>_checkpoints/",
+    )
+    add(
+        "--tensorboard-log",
+        metavar="DIR",
+        help="write TensorBoard event files there (SB3's logger and the evaluations; "
+        "pip install metacurriculum[tensorboard])",
+    )
+    add(
+        "--verbose",
+        type=int,
+        default=0,
+        choices=(0, 1, 2),
+        help="SB3's verbosity: 1 prints its training tables and each evaluation (default 0; "
+        "evaluations are logged in any case)",
+    )
     train.set_defaults(func=_cmd_train_teacher)
 
     for name, aliases, func, text in (

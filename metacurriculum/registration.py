@@ -70,6 +70,44 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
         "n_max": 20,
         "budget": 1000,
     },
+    # The analytic profiles (metacurriculum.envs.analytic_profiles): on each a known kind of
+    # teacher wins; benchmarks/experiments/report_card.py ranks every teacher on all of them.
+    "MetaCurriculum-AnalyticEasyFirst-v0": {
+        "student": "analytic-easy-first",
+        "n_max": 20,
+        "budget": 1000,
+    },
+    "MetaCurriculum-AnalyticHardest-v0": {
+        "student": "analytic-hardest",
+        "n_max": 20,
+        "budget": 1000,
+    },
+    "MetaCurriculum-AnalyticForgetting-v0": {
+        "student": "analytic-forgetting",
+        "n_max": 20,
+        "budget": 1000,
+    },
+    "MetaCurriculum-AnalyticNoisy-v0": {
+        "student": "analytic-noisy",
+        "n_max": 20,
+        "budget": 1000,
+        "val_tasks": 2,
+        "target_tasks": 4,
+    },
+    # Fitted to the MAML student at the reduced preset: Omniglot 5-way, 200 meta-steps.
+    "MetaCurriculum-AnalyticCalibrated-v0": {
+        "student": "analytic-calibrated",
+        "n_max": 5,
+        "budget": 200,
+        "val_tasks": 4,
+        "target_tasks": 8,
+    },
+    "MetaCurriculum-AnalyticLocal-v0": {
+        "student": "analytic-local",
+        "family": "omniglot-multi",
+        "n_max": 20,
+        "budget": 1000,
+    },
 }
 
 

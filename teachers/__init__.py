@@ -74,7 +74,9 @@ plain function::
     teacher = as_teacher(lambda observation, info: [0.05])  # a little harder every step
 
 An SB3 model plugs in unchanged: ``as_teacher(PPO.load("ppo.zip"))``, or train one
-with :func:`train_sb3_teacher` (``pip install metacurriculum[sb3]``).
+with :func:`train_sb3_teacher` (``pip install metacurriculum[sb3]``), which evaluates it
+as a teacher on held-out seeds as it trains. :func:`evaluate_teacher` runs any teacher
+for whole episodes and scores the students it leaves, as the harness does.
 """
 
 from metacurriculum.teachers.base import (
@@ -91,6 +93,7 @@ from metacurriculum.teachers.base import (
 )
 from metacurriculum.teachers.baselines import NoCurriculumTeacher, RandomTeacher
 from metacurriculum.teachers.continuous import ADRTeacher, ALPGMMTeacher
+from metacurriculum.teachers.evaluation import Episode, evaluate_teacher, run_episode
 from metacurriculum.teachers.paper import AdaptiveTeacher, PaperAdaptiveTeacher, StaticTeacher
 from metacurriculum.teachers.progress import ALPTeacher, MixtureTeacher, TargetBanditTeacher
 from metacurriculum.teachers.sb3 import (
@@ -99,6 +102,7 @@ from metacurriculum.teachers.sb3 import (
     load_sb3_teacher,
     train_sb3_teacher,
 )
+from metacurriculum.teachers.sb3_callbacks import TeacherTrainingWarning, teacher_eval_callback
 from metacurriculum.teachers.schedules import LinearTeacher, ReverseTeacher
 from metacurriculum.teachers.tscl import (
     POLICIES,
@@ -123,6 +127,7 @@ __all__ = [
     "AdaptiveTeacher",
     "BanditTeacher",
     "Boltzmann",
+    "Episode",
     "EpsilonGreedy",
     "FunctionTeacher",
     "LinearTeacher",
@@ -140,13 +145,17 @@ __all__ = [
     "StaticTeacher",
     "TargetBanditTeacher",
     "Teacher",
+    "TeacherTrainingWarning",
     "Thompson",
     "WindowTeacher",
     "as_teacher",
+    "evaluate_teacher",
     "list_teachers",
     "load_sb3_teacher",
     "make_teacher",
     "register_teacher",
+    "run_episode",
+    "teacher_eval_callback",
     "teacher_summary",
     "train_sb3_teacher",
     "vector_teachers",

@@ -1,16 +1,19 @@
-"""Stable-Baselines3 models as teachers, and training them with settings for expensive envs.
+"""Stable-Baselines3 models as teachers, and training them so that they learn a curriculum.
 
-Every env step of a meta-curriculum env trains a student for ``update_rate``
-meta-steps, so an episode is a few hundred expensive steps: SB3's defaults (PPO's
-2048-step rollouts, DQN's target update every 10,000 steps) would never update within
-a useful budget. :data:`SB3_ALGOS` holds settings sized for such envs. SB3 is an
-optional dependency (``pip install metacurriculum[sb3]``), imported only here, inside
-the functions that need it.
+:func:`train_sb3_teacher` trains PPO, A2C, SAC or DQN with the settings of
+:data:`SB3_ALGOS`, which learn a curriculum on the analytic students (measured by
+``benchmarks/experiments/sb3_teachers.py``): SB3's defaults (PPO's 2048-step rollouts, DQN's target
+update every 10,000 steps, gamma 0.99 on a flat reward) learn nothing within a useful
+budget. Training is watched as SB3 users expect: a progress bar, SB3's logger (and
+TensorBoard with ``tensorboard_log``), callbacks, checkpoints, and the policy evaluated
+as a teacher on held-out seeds beside ``none`` and ``random``
+(:mod:`~metacurriculum.teachers.sb3_callbacks`), with a warning when it beats neither.
+SB3 is an optional dependency (``pip install metacurriculum[sb3]``), imported only
+inside the functions that need it.
 
 One policy can learn from many students at once: ``train_sb3_teacher(..., n_envs=16)``
 builds ``gym.make_vec(env_id, num_envs=16)`` (whose students train as one population)
-and hands it to SB3 through :func:`sb3_vec_env`, an SB3 ``VecEnv`` over any Gymnasium
-``VectorEnv`` with ``AutoresetMode.SAME_STEP``.
+and hands it to SB3 through :func:`~metacurriculum.teachers.sb3_vec.sb3_vec_env`.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector import VectorEnv
 
 from metacurriculum.teachers.base import Action, register_teacher
+from metacurriculum.teachers.sb3_vec import sb3_vec_env
 
 INSTALL_HINT = "pip install metacurriculum[sb3]"
 
@@ -68,7 +72,15 @@ class SB3Teacher:
             model_space = getattr(self.model, f"{kind}_space", None)
             if model_space is None:
                 continue
-            if type(model_space) is not type(env_space) or model_space.shape != env_space.shape:
+            same_bounds = not isinstance(env_space, spaces.Box) or (
+                np.array_equal(model_space.low, env_space.low)
+                and np.array_equal(model_space.high, env_space.high)
+            )
+            if (
+                type(model_space) is not type(env_space)
+                or model_space.shape != env_space.shape
+                or not same_bounds
+            ):
                 raise ValueError(
                     f"the model was trained on {kind} space {model_space}, the env has {env_space}; "
                     "make the env with the settings the model was trained on (history, action_type)."
@@ -87,18 +99,21 @@ class SB3Teacher:
 
 @dataclass(frozen=True)
 class SB3Algo:
-    """An SB3 algorithm and its defaults for envs of a few hundred expensive steps.
+    """An SB3 algorithm and the settings with which it learns a curriculum.
 
     Attributes:
         cls: the class name in ``stable_baselines3``.
         action_space: the action space it needs (``spaces.Box``, ``spaces.Discrete``),
             or ``None`` when it takes both.
         defaults: constructor arguments, overridable in :func:`train_sb3_teacher`.
+        env_kwargs: the env settings it was tuned with (the reward, the action type),
+            applied when :func:`train_sb3_teacher` makes the env from an id.
     """
 
     cls: str
     action_space: type | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def load_class(self) -> type:
         """The algorithm's class; SB3 is imported here."""
@@ -109,30 +124,64 @@ class SB3Algo:
         return getattr(sb3, self.cls)
 
 
-def _tiny_mlp() -> dict[str, Any]:
-    return {"net_arch": [32, 32]}
-
-
-#: Algorithms by name. All run on the CPU: the policies are tiny MLPs, the GPU is the student's.
+#: Algorithms by name, with the settings that learn a curriculum on the analytic students
+#: (``benchmarks/experiments/sb3_teachers.py`` measures them; the README has the numbers). All run on
+#: the CPU: the policies are small MLPs, the GPU is the student's. The reward is the
+#: log-odds of the target loss (``reward="target_logit"``) for PPO, A2C and SAC: with
+#: the default ``target`` reward PPO at gamma 0.95 learns nothing (the loss is flat until
+#: the student nears the hardest tasks). DQN learns from ``target`` at gamma 0.99.
+#: ``benchmarks/experiments/sb3_teachers.py`` trains PPO and A2C on 4 students at once (``n_envs=4``).
 SB3_ALGOS: dict[str, SB3Algo] = {
-    # 32-step rollouts (8 updates in a 250-step episode), 2 minibatches of 16, 4 epochs.
+    # One 256-step rollout per sub-env (an analytic episode is 250 steps), 10 epochs of
+    # minibatches of 256; a short horizon (gamma 0.95): the reward is dense.
     "ppo": SB3Algo(
-        "PPO", None, {"n_steps": 32, "batch_size": 16, "n_epochs": 4, "policy_kwargs": _tiny_mlp()}
+        "PPO",
+        None,
+        {
+            "n_steps": 256,
+            "batch_size": 256,
+            "n_epochs": 10,
+            "gamma": 0.95,
+            "gae_lambda": 0.9,
+            "policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5},
+        },
+        {"reward": "target_logit"},
     ),
-    # An update every 8 steps.
-    "a2c": SB3Algo("A2C", None, {"n_steps": 8, "policy_kwargs": _tiny_mlp()}),
-    # Learns from step 16 on, one gradient step per env step; the buffer holds every step.
+    # An update every 32 steps per sub-env, with Adam at 1e-4 and normalised advantages
+    # (with SB3's RMSprop at 7e-4 the policy's mean ran to the top of ω and stayed).
+    "a2c": SB3Algo(
+        "A2C",
+        None,
+        {
+            "n_steps": 32,
+            "learning_rate": 1e-4,
+            "use_rms_prop": False,
+            "normalize_advantage": True,
+            "gamma": 0.95,
+            "gae_lambda": 0.9,
+            "policy_kwargs": {"net_arch": [64, 64], "log_std_init": -1.5},
+        },
+        {"reward": "target_logit"},
+    ),
+    # Learns from step 1000 on (four episodes of random actions), one gradient step per
+    # env step, choosing ω itself (action_type="omega"), a small fixed entropy bonus. The
+    # weakest of the four: it beats none and random but ends far from the hand-made
+    # schedules (README); change actions, the automatic entropy, gSDE, a lower target
+    # entropy and reward normalisation did worse.
     "sac": SB3Algo(
         "SAC",
         spaces.Box,
         {
-            "learning_starts": 16,
-            "buffer_size": 10_000,
-            "batch_size": 32,
+            "learning_starts": 1000,
+            "buffer_size": 50_000,
+            "batch_size": 256,
             "train_freq": 1,
             "gradient_steps": 1,
-            "policy_kwargs": _tiny_mlp(),
+            "gamma": 0.95,
+            "ent_coef": 0.005,
+            "policy_kwargs": {"net_arch": [64, 64]},
         },
+        {"reward": "target_logit", "action_type": "omega"},
     ),
     # Target network every 25 steps; ε decays over the first 30% of training to 0.05.
     "dqn": SB3Algo(
@@ -147,8 +196,9 @@ SB3_ALGOS: dict[str, SB3Algo] = {
             "target_update_interval": 25,
             "exploration_fraction": 0.3,
             "exploration_final_eps": 0.05,
-            "policy_kwargs": _tiny_mlp(),
+            "policy_kwargs": {"net_arch": [32, 32]},
         },
+        {"reward": "target", "action_type": "discrete"},
     ),
 }
 
@@ -159,46 +209,24 @@ def _algo(algo: str) -> SB3Algo:
     return SB3_ALGOS[algo]
 
 
-def train_sb3_teacher(
-    algo: str,
-    env: gym.Env | VectorEnv | str,
-    total_timesteps: int,
-    seed: int | None = None,
-    path: str | Path | None = None,
-    progress: bool = False,
-    n_envs: int = 1,
-    **overrides: Any,
-) -> Any:
-    """Train an SB3 model as a teacher, with the settings of :data:`SB3_ALGOS`.
-
-    Args:
-        algo: ``"ppo"``, ``"a2c"``, ``"sac"`` (``Box`` actions) or ``"dqn"``
-            (``Discrete`` actions: make the env with ``action_type="discrete"``).
-        env: the env, an env id (``gym.make``, or ``gym.make_vec`` when ``n_envs > 1``),
-            or a Gymnasium ``VectorEnv`` with SAME_STEP autoreset (``gym.make_vec``'s).
-        total_timesteps: env steps to train for, summed over sub-envs (PPO and A2C
-            round up to whole rollouts of ``n_steps`` per sub-env).
-        seed: seeds the model (its policy initialisation and sampling) and, through
-            SB3, the envs' first reset (sub-env ``i`` gets ``seed + i``).
-        path: where to save the model (a ``.zip``); nothing is saved when ``None``.
-        progress: show a progress bar of the env steps (tqdm).
-        n_envs: students trained at once, one policy acting for all: with an env id,
-            ``gym.make_vec(env, num_envs=n_envs)``; with a vector env, its ``num_envs``
-            (or leave it at 1).
-        **overrides: constructor arguments that replace the defaults, e.g. ``gamma=0.9``.
-
-    On Ctrl-C the model trained so far is saved next to ``path`` as
-    ``<stem>.interrupted.zip`` before the interrupt propagates.
-
-    Returns:
-        The trained model; ``SB3Teacher(model)`` (or ``as_teacher``) makes it a teacher.
-    """
-    spec = _algo(algo)
+def _make_envs(
+    env: gym.Env | VectorEnv | str, n_envs: int, env_kwargs: Mapping[str, Any]
+) -> tuple[gym.Env | VectorEnv, Any]:
+    """The training env and a maker of the evaluation env (``None`` when it cannot be
+    rebuilt: an env without a registered spec)."""
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs={n_envs!r} must be an integer >= 1.")
     if isinstance(env, str):
-        env = gym.make(env) if n_envs == 1 else gym.make_vec(env, num_envs=n_envs)
-    elif isinstance(env, VectorEnv):
+        from metacurriculum.envs import make_env
+
+        env_id = env
+        env = (
+            make_env(env_id, **env_kwargs)
+            if n_envs == 1
+            else gym.make_vec(env_id, num_envs=n_envs, **env_kwargs)
+        )
+        return env, functools.partial(make_env, env_id, **env_kwargs)
+    if isinstance(env, VectorEnv):
         if n_envs not in (1, env.num_envs):
             raise ValueError(
                 f"n_envs={n_envs} but the vector env has num_envs={env.num_envs}; "
@@ -209,6 +237,17 @@ def train_sb3_teacher(
             f"n_envs={n_envs} needs an env id or a gym.make_vec env, got the single env "
             f"{env}; pass its id, or gym.make_vec(id, num_envs={n_envs})."
         )
+    spec = getattr(env, "spec", None)
+    if spec is None or spec.id not in gym.registry:
+        return env, None
+    from metacurriculum.envs import make_env
+
+    vector_only = ("max_episode_steps", "num_envs", "vectorization_mode", "vector_kwargs")
+    settings = {k: v for k, v in (spec.kwargs or {}).items() if k not in vector_only}
+    return env, functools.partial(make_env, spec.id, **settings)
+
+
+def _check_action_space(algo: str, spec: SB3Algo, env: gym.Env | VectorEnv) -> None:
     action_space = env.single_action_space if isinstance(env, VectorEnv) else env.action_space
     if spec.action_space is not None and not isinstance(action_space, spec.action_space):
         needed = "discrete" if spec.action_space is spaces.Discrete else "continuous"
@@ -223,155 +262,145 @@ def train_sb3_teacher(
             f"{algo.upper()} needs a {spec.action_space.__name__} action space, the env has "
             f"{action_space}; {fix}."
         )
+
+
+def train_sb3_teacher(
+    algo: str,
+    env: gym.Env | VectorEnv | str,
+    total_timesteps: int,
+    seed: int | None = None,
+    path: str | Path | None = None,
+    progress: bool = False,
+    n_envs: int = 1,
+    *,
+    env_kwargs: Mapping[str, Any] | None = None,
+    callback: Any = None,
+    eval_freq: int | None = None,
+    eval_episodes: int = 5,
+    checkpoint_freq: int | None = None,
+    tensorboard_log: str | Path | None = None,
+    verbose: int = 0,
+    **overrides: Any,
+) -> Any:
+    """Train an SB3 model as a teacher, with the settings of :data:`SB3_ALGOS`.
+
+    The policy is evaluated as a teacher on ``eval_episodes`` held-out seeds every
+    ``eval_freq`` env steps and when training ends, beside ``none`` and ``random`` on the
+    same seeds (:func:`~metacurriculum.teachers.sb3_callbacks.teacher_eval_callback`);
+    each evaluation is logged (and printed with ``verbose=1``), and a policy that ends no
+    better than both raises :class:`~metacurriculum.teachers.sb3_callbacks.TeacherTrainingWarning`.
+    The curve is ``model.teacher_eval_curve`` (``(env steps, mean final loss)`` pairs),
+    the baselines' losses ``model.teacher_eval_baselines``; both are saved with the model.
+
+    Args:
+        algo: ``"ppo"``, ``"a2c"``, ``"sac"`` (``Box`` actions) or ``"dqn"``
+            (``Discrete`` actions: made from an id, the env gets ``action_type="discrete"``).
+        env: the env, an env id (``metacurriculum.envs.make_env``, or ``gym.make_vec``
+            when ``n_envs > 1``, with the algorithm's ``env_kwargs`` and ``env_kwargs``),
+            or a Gymnasium ``VectorEnv`` with SAME_STEP autoreset (``gym.make_vec``'s).
+        total_timesteps: env steps to train for, summed over sub-envs (PPO and A2C
+            round up to whole rollouts of ``n_steps`` per sub-env).
+        seed: seeds the model (its policy initialisation and sampling) and, through
+            SB3, the envs' first reset (sub-env ``i`` gets ``seed + i``).
+        path: where to save the model (a ``.zip``); nothing is saved when ``None``.
+            With an evaluation, the best policy goes to ``<stem>.best.zip`` beside it.
+        progress: show a progress bar of the env steps (tqdm).
+        n_envs: students trained at once, one policy acting for all: with an env id,
+            ``gym.make_vec(env, num_envs=n_envs)``; with a vector env, its ``num_envs``
+            (or leave it at 1).
+        env_kwargs: env settings over the algorithm's (:attr:`SB3Algo.env_kwargs`), for
+            an env id only; a made env is used as it is.
+        callback: SB3 callback(s) run beside the evaluation (e.g. SB3's own).
+        eval_freq: evaluate every ``eval_freq`` env steps; ``None``: when training ends.
+        eval_episodes: held-out seeds of each evaluation (10000, 10001, ...); 0 turns the
+            evaluation off (and the warning with it). The env is rebuilt from its id.
+        checkpoint_freq: save the model every ``checkpoint_freq`` env steps to
+            ``<stem>_checkpoints/`` beside ``path`` (SB3's ``CheckpointCallback``).
+        tensorboard_log: folder of TensorBoard event files (SB3's logger: losses,
+            episode returns, and the evaluations as ``eval/*``); needs ``tensorboard``.
+        verbose: SB3's verbosity (1: its training tables and the evaluations printed).
+        **overrides: constructor arguments that replace the defaults, e.g. ``gamma=0.9``.
+
+    On Ctrl-C the model trained so far is saved next to ``path`` as
+    ``<stem>.interrupted.zip`` before the interrupt propagates.
+
+    Returns:
+        The trained model; ``SB3Teacher(model)`` (or ``as_teacher``) makes it a teacher.
+    """
+    from metacurriculum.teachers.sb3_callbacks import progress_bar, teacher_eval_callback
+
+    spec = _algo(algo)
     if not isinstance(total_timesteps, int) or total_timesteps < 1:
         raise ValueError(f"total_timesteps={total_timesteps!r} must be an integer >= 1.")
-    settings = {"device": "cpu", "verbose": 0, **spec.defaults, **overrides}
+    settings_env = {**spec.env_kwargs, **(env_kwargs or {})} if isinstance(env, str) else {}
+    if not isinstance(env, str) and env_kwargs:
+        raise ValueError(
+            f"env_kwargs={dict(env_kwargs)!r} need an env id; the env {env} is made already "
+            "(make it with those settings, or pass its id)."
+        )
+    env, make_eval_env = _make_envs(env, n_envs, settings_env)
+    _check_action_space(algo, spec, env)
     cls = spec.load_class()
+    if tensorboard_log is not None:
+        _require_tensorboard()
+    settings = {"device": "cpu", "verbose": verbose, **spec.defaults, **overrides}
+    if tensorboard_log is not None:
+        settings["tensorboard_log"] = str(tensorboard_log)
     if isinstance(env, VectorEnv):
         from stable_baselines3.common.vec_env import VecMonitor
 
         env = VecMonitor(sb3_vec_env(env))  # episode returns for SB3's logs
     model = cls("MlpPolicy", env, seed=seed, **settings)
+    callbacks = [progress_bar()] if progress else []
+    evaluation = None
+    if eval_episodes > 0 and make_eval_env is None:
+        logger.warning("no evaluation: the env has no registered id to rebuild it from")
+    elif eval_episodes > 0:
+        best = None if path is None else Path(path).with_name(f"{Path(path).stem}.best.zip")
+        evaluation = teacher_eval_callback(
+            make_eval_env,
+            eval_freq,
+            seeds=range(10_000, 10_000 + eval_episodes),
+            best_model_path=best,
+            verbose=verbose,
+        )
+        callbacks.append(evaluation)
+    if checkpoint_freq is not None:
+        from stable_baselines3.common.callbacks import CheckpointCallback
+
+        folder = Path(path or f"teacher_{algo}").with_suffix("")
+        callbacks.append(
+            CheckpointCallback(
+                max(checkpoint_freq // model.n_envs, 1),
+                str(folder.with_name(f"{folder.name}_checkpoints")),
+                name_prefix=algo,
+            )
+        )
+    if callback is not None:
+        callbacks.extend(callback if isinstance(callback, list) else [callback])
     try:
-        model.learn(total_timesteps=total_timesteps, callback=_progress_bar() if progress else None)
+        model.learn(total_timesteps=total_timesteps, callback=callbacks, tb_log_name=algo.upper())
     except KeyboardInterrupt:
         if path is not None:  # keep what was learnt; the full path stays for a finished model
             partial = Path(path).with_name(f"{Path(path).stem}.interrupted.zip")
             model.save(str(partial))
             logger.warning("interrupted after %d env steps; saved %s", model.num_timesteps, partial)
         raise
+    if evaluation is not None:  # plain data: saved with the model
+        model.teacher_eval_curve = list(evaluation.curve)
+        model.teacher_eval_baselines = dict(evaluation.baseline_losses)
     if path is not None:
         model.save(str(path))
     return model
 
 
-def sb3_vec_env(venv: VectorEnv) -> Any:
-    """A Gymnasium ``VectorEnv`` as an SB3 ``VecEnv`` (SB3 takes no Gymnasium vector env).
-
-    The vector env must autoreset in the same step (``AutoresetMode.SAME_STEP``, as
-    ``gym.make_vec`` of a meta-curriculum id does): a done sub-env's returned
-    observation is then already its next episode's, and its last one goes to
-    ``info["terminal_observation"]`` with ``info["TimeLimit.truncated"]``, as SB3
-    expects. Infos become one dict per sub-env (the ended episode's info for a done
-    sub-env; its reset info goes to ``reset_infos``). ``seed()`` seeds the next
-    ``reset`` (sub-env ``i`` with ``seed + i``); ``env_method`` and ``get_attr``
-    reach the sub-envs through the vector env's ``call`` and ``get_attr``.
-
-    Raises:
-        ValueError: If the vector env autoresets in another mode.
-    """
-    mode = venv.metadata.get("autoreset_mode")
-    if mode != AutoresetMode.SAME_STEP:
-        raise ValueError(
-            f"the vector env autoresets in mode {mode!r}; SB3 needs AutoresetMode.SAME_STEP "
-            "(gym.make_vec of a meta-curriculum id gives it; for vectorization_mode='sync' "
-            "pass vector_kwargs={'autoreset_mode': AutoresetMode.SAME_STEP})."
-        )
-    return _vec_env_class()(venv)
-
-
-def _sub_info(info: Mapping[str, Any], i: int) -> dict[str, Any]:
-    """Sub-env ``i``'s own entries of a Gymnasium vector info (``_``-masks respected)."""
-    out = {}
-    for key, value in info.items():
-        if key.startswith("_") or key in ("final_obs", "final_info"):
-            continue
-        mask = info.get(f"_{key}")
-        if mask is not None and not mask[i]:
-            continue
-        out[key] = _sub_info(value, i) if isinstance(value, Mapping) else value[i]
-    return out
-
-
-@functools.cache
-def _vec_env_class() -> type:
+def _require_tensorboard() -> None:
     try:
-        from stable_baselines3.common.vec_env import VecEnv
-    except ImportError as error:
-        raise ImportError(f"SB3 teachers need stable-baselines3: {INSTALL_HINT}") from error
-
-    class GymnasiumVecEnv(VecEnv):
-        """SB3's ``VecEnv`` over a Gymnasium ``VectorEnv`` with SAME_STEP autoreset."""
-
-        def __init__(self, venv: VectorEnv) -> None:
-            self.venv = venv  # before VecEnv.__init__, which reads render_mode through get_attr
-            super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
-            self._actions: Any = None
-
-        def reset(self) -> np.ndarray:
-            seeds = None if all(s is None for s in self._seeds) else list(self._seeds)
-            if any(options != self._options[0] for options in self._options):
-                raise ValueError("set_options() must give every sub-env the same options.")
-            obs, info = self.venv.reset(seed=seeds, options=self._options[0] or None)
-            self.reset_infos = [_sub_info(info, i) for i in range(self.num_envs)]
-            self._reset_seeds()
-            self._reset_options()
-            return obs
-
-        def step_async(self, actions: np.ndarray) -> None:
-            self._actions = actions
-
-        def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
-            obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
-            dones = np.logical_or(terminated, truncated)
-            infos = []
-            for i in range(self.num_envs):
-                own = _sub_info(info, i)
-                if dones[i]:
-                    self.reset_infos[i] = own
-                    own = _sub_info(info["final_info"], i)
-                    own["terminal_observation"] = info["final_obs"][i]
-                    own["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-                infos.append(own)
-            return obs, np.asarray(rewards, dtype=np.float32), dones, infos
-
-        def close(self) -> None:
-            self.venv.close()
-
-        def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-            indices = list(self._get_indices(indices))
-            if attr_name == "render_mode":
-                return [self.venv.render_mode] * len(indices)
-            values = self.venv.get_attr(attr_name)
-            return [values[i] for i in indices]
-
-        def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
-            indices = list(self._get_indices(indices))
-            values = list(self.venv.get_attr(attr_name))
-            for i in indices:
-                values[i] = value
-            self.venv.set_attr(attr_name, values)
-
-        def env_method(
-            self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any
-        ) -> list[Any]:
-            results = self.venv.call(method_name, *method_args, **method_kwargs)
-            return [results[i] for i in self._get_indices(indices)]
-
-        def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
-            return [False] * len(list(self._get_indices(indices)))
-
-    return GymnasiumVecEnv
-
-
-def _progress_bar() -> Any:
-    """An SB3 callback drawing a tqdm bar of env steps (SB3's own needs ``rich`` too)."""
-    from stable_baselines3.common.callbacks import BaseCallback
-    from tqdm.auto import tqdm
-
-    class ProgressBar(BaseCallback):
-        def _on_training_start(self) -> None:
-            total = self.locals.get("total_timesteps")
-            self.bar = tqdm(total=total, desc="teacher training", unit="env step")
-
-        def _on_step(self) -> bool:
-            self.bar.update(self.training_env.num_envs)
-            return True
-
-        def _on_training_end(self) -> None:
-            self.bar.close()
-
-    return ProgressBar()
+        importlib.import_module("tensorboard")
+    except ImportError:
+        raise ImportError(
+            "tensorboard_log needs TensorBoard: pip install metacurriculum[tensorboard]"
+        ) from None
 
 
 #: Entries of a saved model that acting never uses, with what stands in for them: they

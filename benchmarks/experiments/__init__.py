@@ -11,6 +11,10 @@ the library it measures.
 | :mod:`.measure_reduced` | the teachers' statistics on the real student at the reduced settings |
 | :mod:`.alp_gmm_analytic` | ALP-GMM on the analytic multi-dimensional student |
 | :mod:`.sigterm` | how fast ``bench`` stops on SIGTERM, per executor |
+| :mod:`.profile_student` | where a student's time goes: phases and ops |
+| :mod:`.report_card` | every teacher on every analytic profile: which wins where |
+| :mod:`.calibrate_analytic` | the fit of the calibrated analytic profile to real runs |
+| :mod:`.sb3_teachers` | SB3 policies trained as teachers, beside the hand-made ones |
 
 Run one as ``python -m metacurriculum.benchmarks.experiments.<module> --help``.
 """

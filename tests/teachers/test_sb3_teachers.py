@@ -30,7 +30,15 @@ def test_ppo_trains_on_tiny_saves_loads_and_drives(tmp_path):
     env = gym.make(TINY)  # every step trains a real MAML student
     path = tmp_path / "ppo.zip"
     model = train_sb3_teacher(
-        "ppo", env, total_timesteps=8, seed=0, path=path, n_steps=8, batch_size=8, n_epochs=2
+        "ppo",
+        env,
+        total_timesteps=8,
+        seed=0,
+        path=path,
+        eval_episodes=0,
+        n_steps=8,
+        batch_size=8,
+        n_epochs=2,
     )
     assert model.num_timesteps == 8 and path.exists()
     teacher = make_teacher("sb3", path=path, algo="ppo")
@@ -45,7 +53,7 @@ def test_dqn_trains_on_discrete_tiny_and_drives(tmp_path):
     env = gym.make(TINY, action_type="discrete")
     path = tmp_path / "dqn"
     model = train_sb3_teacher(
-        "dqn", env, total_timesteps=8, seed=0, path=path, learning_starts=4, batch_size=4
+        "dqn", env, 8, seed=0, path=path, eval_episodes=0, learning_starts=4, batch_size=4
     )
     assert model.num_timesteps == 8
     run = drive(load_sb3_teacher(path, algo="dqn"), env, steps=100)
@@ -56,20 +64,36 @@ def test_dqn_trains_on_discrete_tiny_and_drives(tmp_path):
 @pytest.mark.parametrize("algo", ["sac", "a2c"])
 def test_sac_and_a2c_train_on_the_analytic_env_and_drive(algo):
     """Mechanics only: training runs its steps; the raw model drives the env."""
-    model = train_sb3_teacher(algo, ANALYTIC, total_timesteps=24, seed=0)
-    assert model.num_timesteps == 24
-    env = gym.make(ANALYTIC)
+    model = train_sb3_teacher(algo, ANALYTIC, total_timesteps=32, seed=0, eval_episodes=0)
+    assert model.num_timesteps == 32
+    env = gym.make(ANALYTIC, **SB3_ALGOS[algo].env_kwargs)  # the spaces it was trained on
     run = drive(as_teacher(model), env, steps=5)  # the raw model plugs in unchanged
     assert len(run["omegas"]) == 5
 
 
-def test_defaults_fit_expensive_envs():
+def test_defaults_update_within_an_episode_and_name_their_env_settings():
     ppo = SB3_ALGOS["ppo"].defaults
-    assert ppo["n_steps"] <= 32 and ppo["n_steps"] % ppo["batch_size"] == 0
-    assert SB3_ALGOS["a2c"].defaults["n_steps"] <= 8
+    assert ppo["n_steps"] <= 256 and ppo["n_steps"] % ppo["batch_size"] == 0
     assert SB3_ALGOS["dqn"].defaults["target_update_interval"] < 100
-    for algo in ("sac", "dqn"):
-        assert SB3_ALGOS[algo].defaults["learning_starts"] <= 20
+    assert SB3_ALGOS["sac"].defaults["learning_starts"] <= 1000
+    for algo, spec in SB3_ALGOS.items():
+        env = gym.make(ANALYTIC, **spec.env_kwargs)  # every tuned setting is a valid one
+        assert spec.action_space is None or isinstance(env.action_space, spec.action_space), algo
+
+
+def test_an_env_id_gets_the_algorithms_env_settings_and_yours():
+    model = train_sb3_teacher(
+        "dqn", ANALYTIC, 4, eval_episodes=0, env_kwargs={"budget": 40}, learning_starts=2
+    )
+    config = model.get_env().envs[0].unwrapped.config
+    assert (config.action_type, config.reward, config.budget) == ("discrete", "target", 40)
+    model = train_sb3_teacher("ppo", ANALYTIC, 8, eval_episodes=0, n_steps=8, batch_size=8)
+    assert model.get_env().envs[0].unwrapped.config.reward == "target_logit"
+
+
+def test_env_settings_for_a_made_env_are_an_error():
+    with pytest.raises(ValueError, match="need an env id"):
+        train_sb3_teacher("ppo", gym.make(ANALYTIC), 8, env_kwargs={"budget": 40})
 
 
 @pytest.mark.parametrize(
@@ -100,10 +124,12 @@ def test_unknown_algo_and_missing_file(tmp_path):
 
 
 def test_model_trained_on_other_spaces_is_refused():
-    model = train_sb3_teacher("a2c", ANALYTIC, total_timesteps=8, seed=0)
+    model = train_sb3_teacher("a2c", ANALYTIC, total_timesteps=8, seed=0, eval_episodes=0)
     env = gym.make(ANALYTIC, history=4)
     with pytest.raises(ValueError, match="trained on observation space"):
         drive(SB3Teacher(model), env, steps=1)
+    with pytest.raises(ValueError, match="trained on action space"):  # ω itself, not a change
+        drive(SB3Teacher(model), gym.make(ANALYTIC, action_type="omega"), steps=1)
 
 
 def test_missing_sb3_names_the_extra(monkeypatch):
@@ -113,7 +139,7 @@ def test_missing_sb3_names_the_extra(monkeypatch):
 
 
 def test_stochastic_predictions_stay_in_the_action_space():
-    model = train_sb3_teacher("ppo", ANALYTIC, total_timesteps=8, seed=0, n_steps=8, batch_size=8)
+    model = train_sb3_teacher("ppo", ANALYTIC, 8, seed=0, eval_episodes=0, n_steps=8, batch_size=8)
     run = drive(SB3Teacher(model, deterministic=False), gym.make(ANALYTIC), steps=5)
     assert all(np.all(np.abs(a) <= 1.0) for a in run["actions"])
 
@@ -135,7 +161,7 @@ class _InterruptAfter(gym.Wrapper):
 def test_interrupted_training_keeps_the_model(tmp_path):
     env = _InterruptAfter(gym.make("MetaCurriculum-Analytic-v0"), steps=40)
     with pytest.raises(KeyboardInterrupt):
-        train_sb3_teacher("ppo", env, total_timesteps=200, seed=0, path=tmp_path / "ppo.zip")
+        train_sb3_teacher("ppo", env, 200, seed=0, path=tmp_path / "ppo.zip", eval_episodes=0)
     assert not (tmp_path / "ppo.zip").exists()
     teacher = load_sb3_teacher(tmp_path / "ppo.interrupted.zip", algo="ppo")
     assert teacher.model.num_timesteps > 0

@@ -20,7 +20,15 @@ ANALYTIC = "MetaCurriculum-Analytic-v0"
 def test_ppo_learns_from_two_maml_students_at_once() -> None:
     # Tiny: 8 env steps an episode, so each sub-env ends one episode in the rollout.
     model = train_sb3_teacher(
-        "ppo", TINY, total_timesteps=16, n_envs=2, seed=0, n_steps=8, batch_size=8, n_epochs=1
+        "ppo",
+        TINY,
+        total_timesteps=16,
+        n_envs=2,
+        seed=0,
+        eval_episodes=0,
+        n_steps=8,
+        batch_size=8,
+        n_epochs=1,
     )
     assert model.n_envs == 2 and model.num_timesteps == 16
     assert [episode["l"] for episode in model.ep_info_buffer] == [8, 8]
@@ -29,11 +37,13 @@ def test_ppo_learns_from_two_maml_students_at_once() -> None:
 
 
 @pytest.mark.parametrize(
-    ("algo", "overrides"), [("sac", {"learning_starts": 4}), ("a2c", {})], ids=["sac", "a2c"]
+    ("algo", "overrides"),
+    [("sac", {"learning_starts": 4}), ("a2c", {"n_steps": 8})],
+    ids=["sac", "a2c"],
 )
 def test_off_and_on_policy_algorithms_take_a_make_vec_env(algo, overrides) -> None:
     venv = gym.make_vec(ANALYTIC, num_envs=3, budget=24)  # 6 env steps an episode
-    model = train_sb3_teacher(algo, venv, total_timesteps=24, seed=0, **overrides)
+    model = train_sb3_teacher(algo, venv, total_timesteps=24, seed=0, eval_episodes=0, **overrides)
     assert model.n_envs == 3 and model.num_timesteps == 24
     assert len(model.ep_info_buffer) == 3
 
@@ -73,7 +83,7 @@ def test_a_sync_vector_env_in_same_step_mode_works_too() -> None:
         vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
         budget=24,
     )
-    model = train_sb3_teacher("a2c", sync, total_timesteps=16, seed=0, n_steps=8)
+    model = train_sb3_teacher("a2c", sync, 16, seed=0, eval_episodes=0, n_steps=8)
     assert model.num_timesteps == 16
 
 
@@ -89,4 +99,4 @@ def test_wrong_env_shapes_are_clear_errors() -> None:
             "ppo", gym.make_vec(ANALYTIC, num_envs=2, vectorization_mode="sync"), total_timesteps=1
         )
     with pytest.raises(ValueError, match="action_type='discrete'"):
-        train_sb3_teacher("dqn", ANALYTIC, total_timesteps=1, n_envs=2)
+        train_sb3_teacher("dqn", ANALYTIC, 1, n_envs=2, env_kwargs={"action_type": "continuous"})

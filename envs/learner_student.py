@@ -228,7 +228,8 @@ class LearnerStudent:
     def evaluate_target(self) -> Measurement:
         return self.students.evaluate_target([self.row])[0]
 
-    def step(self, omega: Any, meta_steps: int) -> StudentStep:
+    def train_and_measure(self, omega: Any, meta_steps: int) -> StudentStep:
+        """One env step's work: the meta-steps at ``omega``, then the measurements."""
         return self.students.step([self.row], [omega], meta_steps)[0]
 
     def evaluate_test(self, num_tasks: int, seed: int) -> AdaptationCurves:

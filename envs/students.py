@@ -117,10 +117,11 @@ class CurriculumStudent(Protocol):
 
 def run_step(student: CurriculumStudent, omega: Any, meta_steps: int) -> StudentStep:
     """One env step of ``student``: ``meta_steps`` meta-steps at ``omega``, then its
-    measurements (the student's own ``step`` when it has one, which may batch them)."""
-    step = getattr(student, "step", None)
-    if step is not None:
-        return step(omega, meta_steps)
+    measurements (the student's own ``train_and_measure`` when it has one, which may run
+    them together)."""
+    together = getattr(student, "train_and_measure", None)
+    if together is not None:
+        return together(omega, meta_steps)
     train = student.train(omega, meta_steps)
     return StudentStep(train, student.validate(omega), student.evaluate_target())
 

@@ -189,12 +189,7 @@ class MAML(Learner):
                 support = self.prepare(params, tasks.support_x, tasks.support_mask, ops)
                 support_logits = self.fast_logits(params, fast, support, ops)
                 support_loss = ops.loss(support_logits, tasks.support_y, tasks.support_mask, tasks)
-        stats = {
-            "query_loss": loss.detach(),
-            "query_acc": ops.accuracy(logits, tasks.query_y, tasks.query_mask, tasks),
-            "support_loss": support_loss,
-        }
-        return loss, stats
+        return loss, query_stats(loss, logits, support_loss, tasks, ops)
 
     def curves(
         self, params: Params, tasks: Tasks, ops: Ops, steps: int, final_only: bool = False
@@ -357,12 +352,7 @@ class ProtoNet(Learner):
         loss = ops.loss(query_logits, tasks.query_y, tasks.query_mask, tasks)
         with torch.no_grad():
             support_loss = ops.loss(support_logits, tasks.support_y, tasks.support_mask, tasks)
-        stats = {
-            "query_loss": loss.detach(),
-            "query_acc": ops.accuracy(query_logits, tasks.query_y, tasks.query_mask, tasks),
-            "support_loss": support_loss,
-        }
-        return loss, stats
+        return loss, query_stats(loss, query_logits, support_loss, tasks, ops)
 
     def curves(
         self, params: Params, tasks: Tasks, ops: Ops, steps: int, final_only: bool = False
@@ -376,6 +366,17 @@ class ProtoNet(Learner):
             loss[:, None].expand(-1, points).contiguous(),
             accuracy[:, None].expand(-1, points).contiguous(),
         )
+
+
+def query_stats(
+    loss: Tensor, logits: Tensor, support_loss: Tensor, tasks: Tasks, ops: Ops
+) -> Stats:
+    """A meta-step's per-task statistics from its query ``loss`` and ``logits``."""
+    return {
+        "query_loss": loss.detach(),
+        "query_acc": ops.accuracy(logits, tasks.query_y, tasks.query_mask, tasks),
+        "support_loss": support_loss,
+    }
 
 
 def _neg_sq_distance(points: Tensor, prototypes: Tensor) -> Tensor:

@@ -117,10 +117,15 @@ REDUCED_SETTINGS: dict[str, Any] = {
 
 def _vector_teachers() -> tuple[str, ...]:
     """The built-in teachers that steer a vector ω, read from each teacher's own ``vector``
-    flag (the others refuse a multi-dimensional family); ``sb3`` needs a trained model."""
+    flag (the others refuse a multi-dimensional family); ``sb3`` needs a trained model, the
+    Syllabus teachers an optional package (``metacurriculum[syllabus]``)."""
     from metacurriculum.teachers import vector_teachers
 
-    return tuple(name for name in vector_teachers(plugins=False) if name != "sb3")
+    return tuple(
+        name
+        for name in vector_teachers(plugins=False)
+        if name != "sb3" and not name.startswith("syllabus")
+    )
 
 
 #: The teachers of the vector-ω presets.

@@ -49,6 +49,9 @@ import numpy as np
 from metacurriculum.teachers.base import OmegaTeacher
 
 INSTALL_HINT = "pip install metacurriculum[syllabus] (or pip install syllabus-rl)"
+#: The most grid points of a one-parameter ω by default (one per unit: every number of
+#: classes), and per coordinate of a vector ω (the grid is their product).
+MAX_BINS, MAX_VECTOR_BINS = 50, 5
 
 
 def import_syllabus() -> Any:
@@ -135,7 +138,8 @@ class SyllabusTeacher(OmegaTeacher):
             over the ``DiscreteTaskSpace`` of the grid; ``measurements`` is the
             :class:`Measurements` evaluator, for curricula that evaluate).
         bins: grid points per coordinate of ω, both ends included; ``None``: one per unit
-            of the coordinate (every number of classes), at most 10.
+            of the coordinate (every number of classes), at most :data:`MAX_BINS` for a
+            one-parameter ω and :data:`MAX_VECTOR_BINS` per coordinate of a vector ω.
         **curriculum_kwargs: settings of the curriculum's constructor (``ema_alpha``,
             ``p_theta``, ``random_start_tasks``...).
 
@@ -207,8 +211,9 @@ class SyllabusTeacher(OmegaTeacher):
         low = np.atleast_1d(np.asarray(info["omega_min"], dtype=float))
         high = np.atleast_1d(np.asarray(info["omega_max"], dtype=float))
         unit = np.atleast_1d(np.asarray(info.get("omega_unit", 1.0), dtype=float))
+        cap = MAX_BINS if self.dim == 1 else MAX_VECTOR_BINS
         counts = [
-            self.bins or int(min(10, round((h - lo) / u) + 1))
+            self.bins or int(min(cap, round((h - lo) / u) + 1))
             for lo, h, u in zip(low, high, unit, strict=True)
         ]
         axes = [np.linspace(lo, h, max(n, 2)) for lo, h, n in zip(low, high, counts, strict=True)]

@@ -31,6 +31,11 @@ instead of locking onto the first task tried (with every rate 0 but one, Syllabu
 sampling gives all its mass to that one). The curriculum updates after every step
 (``eval_interval=1``).
 
+**NumPy's settings.** Importing Syllabus's curricula runs ``np.seterr(all="raise")`` (in
+its PLR sampler's module), which would make every later floating-point underflow in the
+process an error (other teachers' ``exp`` included); the adapter imports it and puts
+NumPy's settings back.
+
 **Randomness.** Syllabus draws tasks with NumPy's global generator; the teacher swaps its
 own state in around every call into the curriculum (and seeds the task space), so a
 seed gives the same tasks and other code's draws are untouched (not thread-safe: one
@@ -60,6 +65,9 @@ def import_syllabus() -> Any:
     Raises:
         ImportError: when it is not installed, naming the extra.
     """
+    # Importing syllabus.curricula runs np.seterr(all="raise") (its PLR sampler's module):
+    # every later underflow anywhere in the process would raise. The settings are put back.
+    settings = np.geterr()
     try:
         import syllabus.curricula
         import syllabus.task_space
@@ -67,6 +75,8 @@ def import_syllabus() -> Any:
         raise ImportError(
             f"the Syllabus teachers need Syllabus: {INSTALL_HINT} ({error})."
         ) from error
+    finally:
+        np.seterr(**settings)
     return syllabus
 
 

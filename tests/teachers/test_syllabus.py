@@ -3,6 +3,7 @@ seed without touching NumPy's global generator, and learn what their curriculum 
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import gymnasium as gym
@@ -84,6 +85,19 @@ def test_a_curriculum_of_your_own():
     teacher = make_teacher("syllabus", curriculum=lambda space, _: Constant(2, space), bins=4)
     env = gym.make(ANALYTIC, action_type="omega", n_max=5, budget=40)
     assert set(drive(teacher, env, steps=10)["omegas"].tolist()) == {4.0}  # the third of 2, 3, 4, 5
+
+
+def test_importing_syllabus_leaves_numpy_errors_as_they_were():
+    """Syllabus's PLR module runs np.seterr(all="raise") when imported."""
+    code = (
+        "import numpy as np; before = np.geterr()\n"
+        "from metacurriculum.teachers import make_teacher\n"
+        "make_teacher('syllabus-lp')\n"
+        "import syllabus.curricula.plr.task_sampler\n"
+        "assert np.geterr() == before, np.geterr()\n"
+        "np.exp(-1000.0)  # an underflow: no error\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
 
 
 def test_bad_settings_and_a_missing_syllabus_are_clear(monkeypatch):

@@ -55,6 +55,8 @@ setup(
         "ray": ["ray>=2.60,<3"],
         "gmm": ["scikit-learn>=1.3"],
         "tensorboard": ["tensorboard>=2.10"],
+        "wandb": ["wandb>=0.19.10"],
+        "syllabus": ["syllabus-rl>=0.7"],
         "dev": [
             "pytest>=7",
             "ruff>=0.5",
@@ -65,6 +67,8 @@ setup(
             "ray>=2.60,<3",
             "scikit-learn>=1.3",
             "tensorboard>=2.10",
+            "wandb>=0.19.10",
+            "syllabus-rl>=0.7",
         ],
     },
     entry_points={"console_scripts": ["metacurriculum=metacurriculum.cli:main"]},

@@ -37,9 +37,11 @@ from metacurriculum.benchmarks.plan import (
     check_students,
     expand,
     plan,
+    registered_name,
     validate,
 )
 from metacurriculum.benchmarks.run_folders import check_writable
+from metacurriculum.benchmarks.tracking import Tracking
 from metacurriculum.benchmarks.workers import Interrupted, import_modules, interruptible
 
 __all__ = [
@@ -64,10 +66,13 @@ class BenchConfig:
 
     Attributes:
         envs: env ids to run.
-        teachers: teacher names (``"none"`` is the baseline of the statistics).
+        teachers: teacher names (``"none"`` is the baseline of the statistics), or variants
+            of them with settings of their own (``"adaptive@step=4"``, see
+            :func:`~metacurriculum.benchmarks.plan.expand`).
         seeds: seeds, each run once per env and teacher.
         env_kwargs: settings applied to every env (``MetaCurriculumConfig`` fields).
-        teacher_kwargs: per teacher name, the kwargs of its factory.
+        teacher_kwargs: per teacher name, the kwargs of its factory (a registered name's
+            apply to its variants too).
         eval_tasks: unseen tasks of each final evaluation (the paper: 10).
         eval_seed: seed of the final evaluation's tasks, shared by every run.
         device: the student's device (``"cpu"``, ``"cuda"``...); ``None`` keeps the env's.
@@ -102,6 +107,9 @@ class BenchConfig:
         gpus_per_run: GPUs each Ray task asks for, whole or a fraction (``0.25``: four
             runs share a GPU); ``None``: 1 when the cluster has GPUs and the runs' device
             is not ``"cpu"``, else 0.
+        tracking: where the runs are watched as they train: TensorBoard event files, a
+            Weights & Biases project (:class:`~metacurriculum.benchmarks.tracking.Tracking`);
+            ``None``: nowhere. The run folders are the same either way.
     """
 
     envs: Sequence[str] = ("MetaCurriculum-Analytic-v0",)
@@ -122,10 +130,12 @@ class BenchConfig:
     population: int | None = None
     ray_address: str | None = None
     gpus_per_run: float | None = None
+    tracking: Tracking | None = None
 
     def specs(self) -> list[RunSpec]:
         """The runs of this benchmark (see :func:`~metacurriculum.benchmarks.plan.expand`)."""
-        unknown = sorted(set(self.teacher_kwargs) - set(self.teachers))
+        named = set(self.teachers) | {registered_name(t) for t in self.teachers}
+        unknown = sorted(set(self.teacher_kwargs) - named)
         if unknown:
             raise BenchmarkError(
                 f"teacher kwargs given for {unknown}, which are not among the teachers "
@@ -142,6 +152,7 @@ class BenchConfig:
             teacher_kwargs=self.teacher_kwargs,
             eval_tasks=self.eval_tasks,
             eval_seed=self.eval_seed,
+            tracking=self.tracking,
         )
 
 
@@ -187,6 +198,8 @@ def run_benchmark(
     name = config.executor or default_executor(specs)
     executor = make_executor(name)
     check_options(config, name)
+    if config.tracking:
+        config.tracking.check()  # the package and the folder, before the data loads
     if not _remote(config, name):
         check_students(specs)  # the data loads here: after the cheap checks
     check_writable(config.out)

@@ -151,8 +151,11 @@ class RunEpisode:
 
         self.spec, self.on_step, self.on_phase = spec, on_step, on_phase
         self.record = RunRecord(spec, out)
+        self.tracking = None  # TensorBoard, W&B: watching, never the record
         try:
-            self.teacher = make_teacher(spec.teacher, **spec.teacher_kwargs)
+            self.teacher = make_teacher(spec.registered_teacher, **spec.teacher_kwargs)
+            if spec.tracking:
+                self.tracking = spec.tracking.open(spec)
         except BaseException:
             self.record.close()
             raise
@@ -164,6 +167,8 @@ class RunEpisode:
 
     def __exit__(self, *exc: object) -> None:
         self.record.close()
+        if self.tracking is not None:
+            self.tracking.close()
 
     def phase(self, text: str) -> None:
         """Report that the run ``text`` (a long phase without steps)."""
@@ -181,6 +186,8 @@ class RunEpisode:
         self.teacher.reset(env.observation_space, env.action_space, seed=self.spec.seed)
         self.record.reset(info)
         self.budget = int(info["budget"])
+        if self.tracking is not None:
+            self.tracking.step(info, None, self.teacher)
 
     def act(self, observation: Any, info: Mapping[str, Any]) -> Any:
         """The teacher's action for ``observation``, checked as the env's ``step`` will.
@@ -206,6 +213,8 @@ class RunEpisode:
     ) -> None:
         """Record one env step (see :meth:`RunRecord.step`) and report it."""
         self.record.step(info, action, reward, wall_s)
+        if self.tracking is not None:
+            self.tracking.step(info, reward, self.teacher)
         if self.on_step is not None:
             self.on_step(self.spec, int(info["meta_step"]), self.budget)
 
@@ -217,7 +226,10 @@ class RunEpisode:
 
     def finish(self, info: Mapping[str, Any], terminated: bool) -> dict[str, Any]:
         """Write ``done.json`` (after :meth:`evaluate`); returns its summary."""
-        return self.record.finish(info, terminated, self.teacher)
+        summary = self.record.finish(info, terminated, self.teacher)
+        if self.tracking is not None:
+            self.tracking.finish(summary)
+        return summary
 
 
 class RunRecord:

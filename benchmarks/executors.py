@@ -36,7 +36,7 @@ from metacurriculum.benchmarks.filesystem import describe_os_error
 from metacurriculum.benchmarks.plan import RunSpec
 from metacurriculum.benchmarks.run_folders import DONE, RUN_FILES, BenchmarkError, clear_run
 from metacurriculum.benchmarks.workers import run_pool
-from metacurriculum.registry import Registry
+from metacurriculum.registry import PLUGIN_GROUPS, Registry
 
 if TYPE_CHECKING:
     from metacurriculum.benchmarks.benchmark import BenchConfig, Progress
@@ -192,7 +192,10 @@ class ProcessExecutor:
 #: Executor names -> a class or ``"module:Class"`` (imported when first used, so that
 #: an optional backend's dependencies load only when it is chosen).
 EXECUTORS: Registry[Callable[[], Executor]] = Registry(
-    "executor", hint="add yours with register_executor(name, factory)", setting=None
+    "executor",
+    hint="add yours with register_executor(name, factory) (and --import MODULE), or an "
+    f"entry point in the group {PLUGIN_GROUPS['executor']!r} of an installed package",
+    group=PLUGIN_GROUPS["executor"],
 )
 EXECUTORS.register("inline", InlineExecutor)
 EXECUTORS.register("processes", ProcessExecutor)

@@ -56,6 +56,7 @@ from metacurriculum.benchmarks.run_folders import (
     DamagedRunError,
     unfinished_reason,
 )
+from metacurriculum.benchmarks.tracking import Tracking
 from metacurriculum.envs.config import MetaCurriculumConfig, upgrade_settings
 from metacurriculum.envs.meta_env import make_env
 from metacurriculum.registry import VariantError, parse_variant, variant_name
@@ -92,12 +93,18 @@ class RunSpec:
         env_id: a registered MetaCurriculum id, e.g. ``"MetaCurriculum-Omniglot20-v0"``, or
             a variant of one, ``"MetaCurriculum-Omniglot5-v0@learner=anil"`` (its settings,
             already in :attr:`env_kwargs`, name its folder).
-        teacher: a registered teacher name (``metacurriculum.teachers.list_teachers()``).
+        teacher: a registered teacher name (``metacurriculum.teachers.list_teachers()``), or
+            a variant of one, ``"adaptive@step=4"`` (its settings, already in
+            :attr:`teacher_kwargs`, name its folder and its rows in the tables).
         seed: seeds the env (student, tasks) and the teacher.
         env_kwargs: settings overriding the id's registered ones (``MetaCurriculumConfig`` fields).
         teacher_kwargs: keyword arguments of the teacher's factory.
         eval_tasks: unseen tasks of the final evaluation.
         eval_seed: seed of the final evaluation's tasks (the same for every run).
+        tracking: where the run is watched as it trains (TensorBoard, W&B:
+            :class:`~metacurriculum.benchmarks.tracking.Tracking`); not part of what the run
+            is (:meth:`identity`), nor of its equality: it changes no number and no file of
+            its folder.
     """
 
     env_id: str
@@ -107,11 +114,15 @@ class RunSpec:
     teacher_kwargs: Mapping[str, Any] = field(default_factory=dict)
     eval_tasks: int = 200
     eval_seed: int = 0
+    tracking: Tracking | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
-        """``<env_id>/<teacher>/seed_<s>``: the folder relative to the output root."""
-        return f"{self.env_id.replace('/', '--')}/{self.teacher}/seed_{self.seed}"
+        """``<env_id>/<teacher>/seed_<s>``: the folder relative to the output root (a ``/``
+        in a variant's value, such as a path, is ``--`` there)."""
+        return (
+            f"{self.env_id.replace('/', '--')}/{self.teacher.replace('/', '--')}/seed_{self.seed}"
+        )
 
     def folder(self, out: str | os.PathLike) -> Path:
         """The run's folder under the output root ``out``."""
@@ -121,6 +132,11 @@ class RunSpec:
     def registered_id(self) -> str:
         """The registered id :attr:`env_id` is (or is a variant of)."""
         return parse_variant(self.env_id)[0]
+
+    @property
+    def registered_teacher(self) -> str:
+        """The registered teacher :attr:`teacher` is (or is a variant of)."""
+        return parse_variant(self.teacher)[0]
 
     def env_settings(self) -> MetaCurriculumConfig:
         """The env's settings: the registered ones with :attr:`env_kwargs` applied."""
@@ -155,6 +171,7 @@ def expand(
     teacher_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
     eval_tasks: int = 200,
     eval_seed: int = 0,
+    tracking: Tracking | None = None,
 ) -> list[RunSpec]:
     """Every (env, seed, teacher) combination as a :class:`RunSpec`.
 
@@ -164,32 +181,56 @@ def expand(
     Args:
         envs: env ids, or variants of them (``ID@key=value...``, :func:`parse_variant`):
             a variant's settings join ``env_kwargs`` (and win over them).
-        teachers: teacher names.
+        teachers: teacher names, or variants of them (``adaptive@step=4``): a variant's
+            settings join the kwargs its teacher gets from ``teacher_kwargs`` (and win
+            over them), so ``["adaptive@step=1", "adaptive@step=4"]`` sweeps a setting
+            in one benchmark, each variant with its own folders and rows.
         seeds: env and teacher seeds.
         env_kwargs: settings applied to every env.
-        teacher_kwargs: per teacher name, the kwargs of its factory.
+        teacher_kwargs: per teacher name (a registered name applies to its variants too),
+            the kwargs of its factory.
         eval_tasks: unseen tasks of each final evaluation.
         eval_seed: seed of the final evaluation's tasks.
+        tracking: where every run is watched as it trains (``None``: nowhere).
     """
     teacher_kwargs = teacher_kwargs or {}
     try:
         variants = {env: parse_variant(env) for env in envs}
+        teacher_variants = {teacher: parse_variant(teacher) for teacher in teachers}
     except VariantError as error:
         raise BenchmarkError(str(error)) from None
+
+    def kwargs_of(teacher: str) -> dict[str, Any]:
+        base, settings = teacher_variants[teacher]
+        return {**teacher_kwargs.get(base, {}), **teacher_kwargs.get(teacher, {}), **settings}
+
     return [
         RunSpec(
             env_id=variant_name(*variants[env_id]),
-            teacher=teacher,
+            teacher=variant_name(*teacher_variants[teacher]),
             seed=int(seed),
             env_kwargs={**(env_kwargs or {}), **variants[env_id][1]},
-            teacher_kwargs=dict(teacher_kwargs.get(teacher, {})),
+            teacher_kwargs=kwargs_of(teacher),
             eval_tasks=eval_tasks,
             eval_seed=eval_seed,
+            tracking=tracking or None,
         )
         for env_id in envs
         for seed in seeds
         for teacher in teachers
     ]
+
+
+def registered_name(name: str) -> str:
+    """The registered name ``name`` is (or is a variant of, ``adaptive@step=4``).
+
+    Raises:
+        BenchmarkError: for a variant that does not parse.
+    """
+    try:
+        return parse_variant(name)[0]
+    except VariantError as error:
+        raise BenchmarkError(str(error)) from None
 
 
 def check_env_id(env_id: str) -> None:
@@ -253,10 +294,10 @@ def validate(specs: Sequence[RunSpec], *, students: bool = True) -> None:
         if key in checked:
             continue
         checked.add(key)
-        if spec.teacher not in TEACHERS:
-            raise BenchmarkError(TEACHERS.unknown(spec.teacher))
+        if spec.registered_teacher not in TEACHERS:
+            raise BenchmarkError(TEACHERS.unknown(spec.registered_teacher))
         try:
-            teachers[key] = make_teacher(spec.teacher, **spec.teacher_kwargs)
+            teachers[key] = make_teacher(spec.registered_teacher, **spec.teacher_kwargs)
         except (TypeError, ValueError, OSError) as error:
             raise BenchmarkError(
                 f"teacher {spec.teacher!r} rejects kwargs {dict(spec.teacher_kwargs)}: {error}"

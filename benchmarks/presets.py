@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from metacurriculum.benchmarks.benchmark import BenchConfig
-from metacurriculum.benchmarks.plan import BenchmarkError
+from metacurriculum.benchmarks.plan import BenchmarkError, registered_name
 
 #: Table I of the paper, as env settings (K = 1 is ``k_shot``). Spelled out, not taken from
 #: the env's defaults, so that the paper's presets stay the paper's if a default changes;
@@ -117,10 +117,15 @@ REDUCED_SETTINGS: dict[str, Any] = {
 
 def _vector_teachers() -> tuple[str, ...]:
     """The built-in teachers that steer a vector ω, read from each teacher's own ``vector``
-    flag (the others refuse a multi-dimensional family); ``sb3`` needs a trained model."""
+    flag (the others refuse a multi-dimensional family); ``sb3`` needs a trained model, the
+    Syllabus teachers an optional package (``metacurriculum[syllabus]``)."""
     from metacurriculum.teachers import vector_teachers
 
-    return tuple(name for name in vector_teachers() if name != "sb3")
+    return tuple(
+        name
+        for name in vector_teachers(plugins=False)
+        if name != "sb3" and not name.startswith("syllabus")
+    )
 
 
 #: The teachers of the vector-ω presets.
@@ -230,7 +235,8 @@ def resolve(preset: str | None = None, **options: Any) -> BenchConfig:
         base["env_kwargs"] = {**chosen.env_kwargs, **given.pop("env_kwargs", {})}
         teachers = given.get("teachers", chosen.teachers)
         # The preset's kwargs of teachers dropped on the command line go with them.
-        teacher_kwargs = {t: dict(kw) for t, kw in chosen.teacher_kwargs.items() if t in teachers}
+        kept = set(teachers) | {registered_name(t) for t in teachers}
+        teacher_kwargs = {t: dict(kw) for t, kw in chosen.teacher_kwargs.items() if t in kept}
         for teacher, kwargs in given.pop("teacher_kwargs", {}).items():
             teacher_kwargs[teacher] = {**teacher_kwargs.get(teacher, {}), **kwargs}
         base["teacher_kwargs"] = teacher_kwargs

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from metacurriculum.registry import Registry
+from metacurriculum.registry import PLUGIN_GROUPS, Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -394,9 +394,11 @@ class OmniglotMultiFamily(TaskFamily):
 #: Family factories by name: ``factory(config) -> TaskFamily``. Add with :func:`register_family`.
 FAMILIES: Registry[Callable[[MetaCurriculumConfig], TaskFamily]] = Registry(
     "family",
-    hint="add yours with register_family(name, factory)",
+    hint="add yours with register_family(name, factory), or an entry point in the group "
+    f"{PLUGIN_GROUPS['family']!r} of an installed package",
     setting="family=",
     plural="families",
+    group=PLUGIN_GROUPS["family"],
 )
 FAMILIES.register("classes", ClassesFamily)
 FAMILIES.register("omniglot-multi", OmniglotMultiFamily)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from metacurriculum.envs.config import MetaCurriculumConfig
-from metacurriculum.registry import Registry
+from metacurriculum.registry import PLUGIN_GROUPS, Registry
 
 
 def chance_loss(n_way: int) -> float:
@@ -142,7 +142,11 @@ from metacurriculum.envs.analytic_profiles import ANALYTIC_PROFILES  # noqa: E40
 #: run with. ``"learner"`` is imported on first use (it needs torch); the analytic
 #: profiles (:mod:`~metacurriculum.envs.analytic_profiles`) are ``"analytic-<name>"``.
 STUDENTS: Registry[Callable[[MetaCurriculumConfig, int], CurriculumStudent]] = Registry(
-    "student", hint="add yours with STUDENTS.register(name, factory)", setting="student="
+    "student",
+    hint="add yours with STUDENTS.register(name, factory), or an entry point in the group "
+    f"{PLUGIN_GROUPS['student']!r} of an installed package",
+    setting="student=",
+    group=PLUGIN_GROUPS["student"],
 )
 STUDENTS.register("learner", "metacurriculum.envs.learner_student:learner_student")
 STUDENTS.register("analytic", analytic_student)

@@ -261,7 +261,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     config = presets.resolve(
         args.preset,
         envs=[i for text in args.env for i in _names(text)] if args.env else None,
-        teachers=_names(args.teachers) if args.teachers else None,
+        teachers=_split(args.teachers) if args.teachers else None,
         seeds=args.seeds,
         env_kwargs=_env_kwargs(args) or None,
         teacher_kwargs=teacher_kwargs or None,
@@ -278,6 +278,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         overwrite=args.overwrite or None,
         plots=False if args.no_plots else None,
         imports=args.imports,
+        tracking=_tracking(args),
     )
 
     def results() -> None:  # with the output folder still locked: no other command's rewrite
@@ -287,6 +288,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     benchmark.run_benchmark(config, then=results)
     return 0
+
+
+def _tracking(args: argparse.Namespace) -> Any:
+    """The ``Tracking`` of --tensorboard, --wandb and --wandb-mode (``None``: none given)."""
+    if not (args.tensorboard or args.wandb or args.wandb_mode):
+        return None
+    from metacurriculum.benchmarks.tracking import Tracking
+
+    if args.wandb_mode and not args.wandb:
+        from metacurriculum.benchmarks.plan import BenchmarkError
+
+        raise BenchmarkError("--wandb-mode needs --wandb PROJECT (the project to log to).")
+    return Tracking(tensorboard=args.tensorboard, wandb=args.wandb, wandb_mode=args.wandb_mode)
 
 
 def _env_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -441,7 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--env", action="append", metavar="ID", help="env id(s), repeatable or comma-separated")
     add(
         "--teachers",
-        help="comma-separated teacher names (default: adaptive,static,none,random,tscl-window)",
+        help="comma-separated teacher names (default: adaptive,static,none,random,tscl-window); "
+        "a variant NAME@KEY=VALUE[@KEY=VALUE...] is the teacher with settings of its own, with "
+        "its own folders and rows: adaptive@step=1,adaptive@step=4 sweeps a setting",
     )
     add(
         "--seeds",
@@ -532,6 +548,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="MODULE",
         help="import MODULE here and in workers first (registers your envs or teachers)",
+    )
+    add(
+        "--tensorboard",
+        metavar="DIR",
+        help="write TensorBoard event files of every run to DIR/<env_id>/<teacher>/seed_<s>/: "
+        "ω, losses, reward and the teacher's summary per env step, the settings as "
+        "hyper-parameters (pip install metacurriculum[tensorboard]); the run folders are "
+        "the same without it",
+    )
+    add(
+        "--wandb",
+        metavar="PROJECT",
+        help="log the same to Weights & Biases, a W&B run per run (pip install "
+        "metacurriculum[wandb])",
+    )
+    add(
+        "--wandb-mode",
+        choices=("online", "offline", "disabled"),
+        help="with --wandb: offline writes the runs locally, for `wandb sync` (default: "
+        "$WANDB_MODE, else online)",
     )
     bench.set_defaults(func=_cmd_bench)
 

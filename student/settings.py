@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from metacurriculum.registry import Registry, load_entry
+from metacurriculum.registry import PLUGIN_GROUPS, Registry, load_entry
 
 #: How the tasks of a meta-batch run (:class:`~metacurriculum.student.StudentConfig` says
 #: what each does).
@@ -198,8 +198,29 @@ class LearnerSpec:
         return implementation(settings)
 
 
+def _plugin_learner(name: str, obj: Any) -> LearnerSpec:
+    """A plugin's learner: its :class:`LearnerSpec`, or one made from a learner class (its
+    ``settings_class``, and its docstring's first line as the summary)."""
+    if isinstance(obj, LearnerSpec):
+        return obj
+    settings = getattr(obj, "settings_class", None)
+    if not (isinstance(settings, type) and issubclass(settings, LearnerSettings)):
+        raise TypeError(
+            f"the learner plugin {name!r} names {obj!r}; an entry point of the group "
+            f"{PLUGIN_GROUPS['learner']!r} must name a LearnerSpec or a Learner subclass with "
+            "a settings_class (a LearnerSettings subclass)."
+        )
+    summary = ((obj.__doc__ or "").strip().splitlines() or [""])[0]
+    return LearnerSpec(name, settings, obj, summary)
+
+
 LEARNERS: Registry[LearnerSpec] = Registry(
-    "learner", hint="add yours with register_learner(name, implementation)", setting="learner="
+    "learner",
+    hint="add yours with register_learner(name, implementation), or an entry point in the "
+    f"group {PLUGIN_GROUPS['learner']!r} of an installed package",
+    setting="learner=",
+    group=PLUGIN_GROUPS["learner"],
+    from_plugin=_plugin_learner,
 )
 
 

@@ -27,11 +27,16 @@ alp-gmm        ALP-GMM (Portelas et al. 2019): a Gaussian mixture over (ω, abso
 adr            automatic domain randomisation (OpenAI et al. 2019): a box of ω grown from the
                easiest corner where the student copes, for vector ω
 sb3            a saved Stable-Baselines3 model: ``make_teacher("sb3", path=..., algo="ppo")``
+syllabus-lp    Syllabus's learning-progress curriculum over an ω grid (``pip install
+               metacurriculum[syllabus]``, :mod:`~metacurriculum.teachers.syllabus`)
+syllabus-dr    Syllabus's domain randomisation over an ω grid
+syllabus       any Syllabus curriculum: ``make_teacher("syllabus", curriculum=...)``
 ============== ===============================================================
 
 On a task family with several parameters (a vector ω, e.g.
 ``MetaCurriculum-OmniglotMulti-v0``), ``none``, ``random``, ``linear``, ``reverse``,
-``adaptive``, ``adaptive-paper``, ``alp-gmm``, ``adr`` and SB3 policies steer every
+``adaptive``, ``adaptive-paper``, ``alp-gmm``, ``adr``, the Syllabus teachers and SB3
+policies steer every
 coordinate (their class has ``vector = True``); the others are made for one coordinate
 and raise ``ValueError`` at ``reset`` on such an env. A teacher that chooses ω rather
 than a change can make the env with ``action_type="omega"``: the action is then ω itself.
@@ -104,6 +109,7 @@ from metacurriculum.teachers.sb3 import (
 )
 from metacurriculum.teachers.sb3_callbacks import TeacherTrainingWarning, teacher_eval_callback
 from metacurriculum.teachers.schedules import LinearTeacher, ReverseTeacher
+from metacurriculum.teachers.syllabus import SyllabusTeacher
 from metacurriculum.teachers.tscl import (
     POLICIES,
     BanditTeacher,
@@ -116,6 +122,11 @@ from metacurriculum.teachers.tscl import (
     Thompson,
     WindowTeacher,
 )
+
+# Syllabus's curricula (an optional package: imported when one is built).
+register_teacher("syllabus", "metacurriculum.teachers.syllabus:SyllabusTeacher")
+register_teacher("syllabus-lp", "metacurriculum.teachers.syllabus:SyllabusLearningProgress")
+register_teacher("syllabus-dr", "metacurriculum.teachers.syllabus:SyllabusDomainRandomization")
 
 __all__ = [
     "POLICIES",
@@ -143,6 +154,7 @@ __all__ = [
     "SB3Teacher",
     "SamplingTeacher",
     "StaticTeacher",
+    "SyllabusTeacher",
     "TargetBanditTeacher",
     "Teacher",
     "TeacherTrainingWarning",

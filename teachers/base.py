@@ -22,7 +22,7 @@ import numpy as np
 from gymnasium import spaces
 
 from metacurriculum.envs import action_for_omega
-from metacurriculum.registry import Registry
+from metacurriculum.registry import PLUGIN_GROUPS, Registry
 
 Action = Any  # np.ndarray for Box action spaces, int for Discrete ones
 
@@ -261,7 +261,12 @@ def as_teacher(obj: Any) -> Teacher:
 
 #: Teacher factories by name; fill it with :func:`register_teacher`.
 TEACHERS: Registry[Callable[..., Teacher]] = Registry(
-    "teacher", hint="add yours with register_teacher(name, factory)"
+    "teacher",
+    hint="a teacher of your own module needs --import MODULE on the command line (run from "
+    "the module's folder, or with it on PYTHONPATH, or installed) or an entry point in the "
+    f"group {PLUGIN_GROUPS['teacher']!r} of an installed package; from Python, "
+    "register_teacher(name, factory)",
+    group=PLUGIN_GROUPS["teacher"],
 )
 
 
@@ -292,9 +297,19 @@ def list_teachers() -> list[str]:
     return TEACHERS.names()
 
 
-def vector_teachers() -> list[str]:
-    """The registered teachers that steer a vector ω: those whose factory says ``vector``."""
-    return [name for name in TEACHERS.names() if getattr(TEACHERS.lookup(name), "vector", False)]
+def vector_teachers(plugins: bool = True) -> list[str]:
+    """The registered teachers that steer a vector ω: those whose factory says ``vector``
+    (``plugins=False``: of those registered in code; a plugin that fails to load is left
+    out here, and named when it is used)."""
+    names = []
+    for name in TEACHERS.names(plugins=plugins):
+        try:
+            factory = TEACHERS.lookup(name)
+        except ImportError:
+            continue
+        if getattr(factory, "vector", False):
+            names.append(name)
+    return names
 
 
 def vector_hint() -> str:

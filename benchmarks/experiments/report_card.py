@@ -94,8 +94,16 @@ PROFILES: tuple[Profile, ...] = (
 
 
 def report_card_teachers() -> list[str]:
-    """Every registered teacher but ``sb3`` (it needs a trained model)."""
-    return [name for name in list_teachers() if name != "sb3"]
+    """Every registered teacher but ``sb3`` (it needs a trained model) and the Syllabus
+    teachers when Syllabus is not installed."""
+    from importlib.util import find_spec
+
+    syllabus = find_spec("syllabus") is not None
+    return [
+        name
+        for name in list_teachers()
+        if name != "sb3" and (syllabus or not name.startswith("syllabus"))
+    ]
 
 
 def run_profile(

@@ -22,7 +22,7 @@ from collections.abc import Callable, Hashable
 
 import torch
 
-from metacurriculum.registry import Registry
+from metacurriculum.registry import PLUGIN_GROUPS, Registry
 
 from .core import (
     DATA_ENV_VAR,
@@ -59,7 +59,11 @@ DatasetLoader = Callable[..., ImageSplits]
 """A loader: ``loader(root, *, download, device, **kwargs) -> ImageSplits``."""
 
 DATASETS: Registry[DatasetLoader] = Registry(
-    "data set", hint="add yours with register_dataset(name, loader)", setting="dataset="
+    "data set",
+    hint="add yours with register_dataset(name, loader), or an entry point in the group "
+    f"{PLUGIN_GROUPS['data set']!r} of an installed package",
+    setting="dataset=",
+    group=PLUGIN_GROUPS["data set"],
 )
 """The data sets :func:`load_dataset` knows, by name."""
 DATASETS.register("omniglot", load_omniglot)

@@ -269,3 +269,32 @@ def test_an_address_where_nothing_listens_fails_in_seconds():
         check_reachable("127.0.0.1:1")
     for address in ("auto", "local", "ray://head:10001"):  # left to Ray
         check_reachable(address)
+
+
+def test_ray_runs_log_to_tensorboard_as_inline_ones(ray_cluster, tiny_config, tmp_path):
+    pytest.importorskip("tensorboard")
+    from test_tracking import same, scalars
+
+    from metacurriculum.benchmarks.tracking import Tracking
+
+    settings = {"teachers": ("adaptive",), "seeds": (0,), "threads": 1}
+    inline = tiny_config(
+        out=str(tmp_path / "inline"),
+        executor="inline",
+        **settings,
+        tracking=Tracking(tensorboard=str(tmp_path / "a")),
+    )
+    on_ray = tiny_config(
+        out=str(tmp_path / "ray"),
+        executor="ray",
+        **settings,
+        tracking=Tracking(tensorboard=str(tmp_path / "b")),
+    )
+    run_benchmark(inline)
+    run_benchmark(on_ray)
+    (spec,) = inline.specs()
+    expected, logged = scalars(tmp_path / "a" / spec.name), scalars(tmp_path / "b" / spec.name)
+    assert set(logged) == set(expected) and "teacher/up_fraction" in logged
+    for tag, points in expected.items():
+        assert same(logged[tag], points), tag
+    assert sorted(p.name for p in spec.folder(on_ray.out).iterdir()) == sorted(RUN_FILES)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
+from importlib.util import find_spec
 from typing import Any
 
 import gymnasium as gym
@@ -34,7 +35,12 @@ TINY = {
     "max_episode_steps": 3,
 }
 ENV_IDS = sorted(metacurriculum.ENV_SPECS)
-TEACHER_NAMES = list_teachers()
+#: Every registered teacher (the Syllabus ones only where Syllabus is installed).
+TEACHER_NAMES = [
+    name
+    for name in list_teachers()
+    if find_spec("syllabus") is not None or not name.startswith("syllabus")
+]
 
 LossFn = Callable[[float, int, Mapping[int, int]], float]
 #: The normalised loss on the hardest (target) tasks, given the ω of every step so far.

@@ -5,6 +5,7 @@ where it moves)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.util import find_spec
 
 import gymnasium as gym
 import numpy as np
@@ -21,7 +22,11 @@ from metacurriculum.teachers import (
 from metacurriculum.teachers.continuous import NearestALP
 
 ANALYTIC_MULTI = "MetaCurriculum-AnalyticMulti-v0"
-VECTOR_TEACHERS = [name for name in vector_teachers() if name != "sb3"]
+VECTOR_TEACHERS = [
+    name
+    for name in vector_teachers()
+    if name != "sb3" and (find_spec("syllabus") is not None or not name.startswith("syllabus"))
+]
 
 
 def unit_info(dim: int, **extra) -> dict:

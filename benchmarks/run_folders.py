@@ -59,7 +59,9 @@ SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
 
 
 #: The per-step ``info`` keys logged to ``steps.jsonl``; a vector ω adds its named
-#: coordinates (:func:`omega_fields`).
+#: coordinates (:func:`omega_fields`). ``train_flops`` and ``measure_flops`` are the
+#: compute spent since the reset (FLOPs, :mod:`metacurriculum.student.compute`), ``wall_s``
+#: (added by :func:`step_record`) the seconds since training started.
 STEP_KEYS = (
     "meta_step",
     "omega",
@@ -72,7 +74,11 @@ STEP_KEYS = (
     "target_accuracy",
     "target_loss_normalized",
     "diverged",
+    "train_flops",
+    "measure_flops",
 )
+#: Step keys an env's info may lack (a student that reports no compute): logged as null.
+OPTIONAL_STEP_KEYS = frozenset({"train_flops", "measure_flops"})
 
 
 class BenchmarkError(Exception):
@@ -401,7 +407,10 @@ def step_record(
     (a vector ω also by name, see :func:`omega_fields`)."""
     record = {"step": step}
     for key in STEP_KEYS:
-        record.update(omega_fields(info) if key == "omega" else {key: info[key]})
+        if key == "omega":
+            record.update(omega_fields(info))
+        else:
+            record[key] = info.get(key) if key in OPTIONAL_STEP_KEYS else info[key]
     action = None if action is None else np.asarray(action, dtype=float).reshape(-1)
     record["action"] = None if action is None else (action[0] if action.size == 1 else action)
     record.update(reward=reward, wall_s=round(wall_s, 4))

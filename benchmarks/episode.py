@@ -205,10 +205,15 @@ class RunEpisode:
     def step(
         self, info: Mapping[str, Any], action: Any, reward: float, wall_s: float | None = None
     ) -> None:
-        """Record one env step (see :meth:`RunRecord.step`) and report it."""
+        """Record one env step (see :meth:`RunRecord.step`) and report it: its meta-step, or
+        under a compute budget the fraction of it spent in units of the meta-step budget
+        (so that progress bars end at the budget whatever the meta-steps)."""
         self.record.step(info, action, reward, wall_s)
         if self.on_step is not None:
-            self.on_step(self.spec, int(info["meta_step"]), self.budget)
+            done = int(info["meta_step"])
+            if info.get("compute_budget") is not None:
+                done = round(float(info["elapsed"]) * self.budget)
+            self.on_step(self.spec, done, self.budget)
 
     def evaluate(self, env: Any) -> None:
         """The episode has ended: stop the clock, save and evaluate the student of ``env``."""

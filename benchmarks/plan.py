@@ -13,7 +13,10 @@ unseen tasks of the hardest distribution (``evaluate_test``). Its folder,
 | ``evaluation.json`` | after training (atomically)      | per inner step mean loss/accuracy, per-task arrays |
 | ``done.json``     | last (atomically)                  | summary (final scores, seconds and FLOPs of training, measurements and evaluation), the digests of its config and student: marks the run finished |
 
-Every file gets the mode ``open()`` gives (``0o666`` less the umask).
+Every file gets the mode ``open()`` gives (``0o666`` less the umask). A finished run
+moved without its student (:mod:`~metacurriculum.benchmarks.archive`) holds
+``student.dropped.json``, the student's digest, in place of ``student.pt``, and stays
+finished.
 
 ``omega`` (and ``final_omega``) is a number for a one-parameter family (every paper id);
 for a family of several parameters it is the list of ω's coordinates, and each also

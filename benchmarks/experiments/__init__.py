@@ -11,6 +11,7 @@ the library it measures.
 | :mod:`.measure_reduced` | the teachers' statistics on the real student at the reduced settings |
 | :mod:`.alp_gmm_analytic` | ALP-GMM on the analytic multi-dimensional student |
 | :mod:`.sigterm` | how fast ``bench`` stops on SIGTERM, per executor |
+| :mod:`.gpu_session` | the CUDA tests, the population speed table and ``--preset paper`` in 10-minute GPU slices (with :mod:`.gpu_carry`, what travels) |
 
 Run one as ``python -m metacurriculum.benchmarks.experiments.<module> --help``.
 """

@@ -238,7 +238,7 @@ class GpuSession:
                 code = _call(command, log, timeout)
                 seconds = round(self.s.clock() - start, 1)
                 results.append({"command": command[2:], "code": code, "seconds": seconds})
-                logger.info("%s: exit %s after %.0f s", " ".join(command[2:5]), code, seconds)
+                logger.info("%s: exit %s after %.0f s", " ".join(command[2:])[:100], code, seconds)
         self.save()
         return {"results": results}
 

@@ -311,7 +311,7 @@ class RunRecord:
             publish_mode(student)  # a temporary file's 0o600 otherwise, unlike its siblings
         self.student_digest = file_digest(student)
         curves = env.evaluate_test(spec.eval_tasks, spec.eval_seed)
-        compute = getattr(getattr(env, "student", None), "compute", None)
+        compute = getattr(env, "compute", None)
         if compute is not None:  # the FLOPs of this evaluation, as the env counts training's
             self.eval_flops = compute.evaluation(np.asarray(curves.n_way).tolist())
         self.evaluation = evaluation_record(curves, spec)

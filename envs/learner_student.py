@@ -23,16 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from metacurriculum.envs.compute import student_compute
 from metacurriculum.envs.config import MetaCurriculumConfig
 from metacurriculum.envs.data import load_dataset
 from metacurriculum.envs.families import make_family
-from metacurriculum.envs.students import (
-    AdaptationCurves,
-    Measurement,
-    StudentStep,
-    chance_loss,
-    student_compute,
-)
+from metacurriculum.envs.students import AdaptationCurves, Measurement, StudentStep, chance_loss
 from metacurriculum.envs.tasks import FamilyTasks, TaskDistribution
 from metacurriculum.student import Evaluation, MetaBatch, Population, StudentConfig
 from metacurriculum.student.compute import StudentCompute

@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from metacurriculum.envs.compute import charged_compute
 from metacurriculum.envs.config import MATCHED, MetaCurriculumConfig
 from metacurriculum.envs.families import TaskFamily, make_family
 from metacurriculum.envs.students import (
@@ -387,7 +388,7 @@ class MetaCurriculumEnv(gym.Env):
 
     def _start_compute(self) -> None:
         """A new student: its compute model, the budget in FLOPs, nothing spent yet."""
-        compute = getattr(self.student, "compute", None)
+        compute = charged_compute(self.student, self.config)
         self._compute = compute
         self.train_flops = self.measure_flops = None if compute is None else 0
         budget = self.config.compute_budget
@@ -397,8 +398,8 @@ class MetaCurriculumEnv(gym.Env):
         if compute is None:
             raise ValueError(
                 f"compute_budget={budget!r} needs a student that reports its compute, but the "
-                f"{self.config.student!r} student has no 'compute' (see CurriculumStudent); "
-                "drop compute_budget or give the student one."
+                f"{self.config.student!r} student's compute is None (see CurriculumStudent); "
+                "drop compute_budget or give the student a compute."
             )
         if budget == MATCHED:
             hardest = np.tile(self.family.hardest, (self.config.meta_batch, 1))
@@ -415,6 +416,13 @@ class MetaCurriculumEnv(gym.Env):
         if measured:
             tasks = [n for m in measured.values() for n in m.n_way]
             self.measure_flops += self._compute.measurement(tasks)
+
+    @property
+    def compute(self) -> Any:
+        """What the current student's work is charged with (see
+        :func:`~metacurriculum.envs.compute.charged_compute`; ``None`` before ``reset`` or
+        for a student that reports none)."""
+        return self._compute
 
     @property
     def elapsed(self) -> float:

@@ -15,7 +15,6 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,7 +22,6 @@ import numpy as np
 from metacurriculum.envs.config import MetaCurriculumConfig
 from metacurriculum.envs.families import TaskFamily, make_family, perturb
 from metacurriculum.registry import Registry
-from metacurriculum.student.compute import StudentCompute, network_fields
 
 
 def chance_loss(n_way: int) -> float:
@@ -90,13 +88,15 @@ class StudentStep:
 class CurriculumStudent(Protocol):
     """What the environment needs of a student.
 
-    A student may also have a ``compute`` attribute: an object with ``meta_step(n_way)``
-    and ``measurement(n_way)`` (and ``evaluation(n_way)``) giving the FLOPs of that work on
-    tasks of those numbers of classes, like
-    :class:`~metacurriculum.student.compute.StudentCompute`. The env charges each step's
-    meta-steps and measurements with it (``info["train_flops"]``,
-    ``info["measure_flops"]``) and can end an episode on a ``compute_budget``; a student
-    without it reports no compute (``None``) and cannot run under a compute budget.
+    Its compute: the env charges each step's meta-steps and measurements (``info``'s
+    ``train_flops`` and ``measure_flops``, and a ``compute_budget`` spends them) with the
+    student's ``compute`` attribute when it has one (an object with ``meta_step(n_way)``,
+    ``measurement(n_way)`` and ``evaluation(n_way)``, the FLOPs of that work on tasks of
+    those numbers of classes, like
+    :class:`~metacurriculum.student.compute.StudentCompute`), else with the compute of the
+    env's meta-learner on the env's network (what an analytic student stands in for,
+    :func:`~metacurriculum.envs.compute.student_compute`). ``compute = None`` reports none
+    (the FLOPs are ``None``, and no compute budget can be set).
     """
 
     def train(self, omega: float | np.ndarray, meta_steps: int) -> dict[str, Any]:
@@ -137,18 +137,6 @@ def run_step(student: CurriculumStudent, omega: Any, meta_steps: int) -> Student
         return step(omega, meta_steps)
     train = student.train(omega, meta_steps)
     return StudentStep(train, student.validate(omega), student.evaluate_target())
-
-
-def student_compute(config: MetaCurriculumConfig) -> StudentCompute:
-    """The FLOPs of the work of ``config``'s meta-learner (its learner on its network, its
-    tasks' sizes), wherever it runs (:mod:`~metacurriculum.student.compute`). The analytic
-    students report these too: the compute of the learner they stand in for. Torch is
-    imported only to count a network that :data:`~metacurriculum.student.flop_table.COUNTED`
-    does not hold."""
-    network = network_fields(
-        config.n_max, config.hidden, config.depth, config.learner, config.learner_kwargs
-    )
-    return StudentCompute(network, config.k_shot, config.q_query, config.eval_q_query)
 
 
 def analytic_measurement(norm: np.ndarray, n_way: np.ndarray) -> Measurement:
@@ -194,10 +182,6 @@ class AnalyticStudent:
     Gaussian measurement noise. A teacher that keeps ω just ahead of the skill therefore
     leaves a better student on the hardest tasks than training on them from the start,
     which is the paper's premise, in a form whose answers are known.
-
-    Its compute (:attr:`compute`, what the env records and a ``compute_budget`` spends) is
-    that of the meta-learner it stands in for: ``config``'s learner on ``config``'s
-    network, counted on tasks of the classes it pretends to train and measure on.
 
     Args:
         config: the env's settings (n_max, budget, meta_batch, omega_noise, ...).
@@ -257,11 +241,6 @@ class AnalyticStudent:
             num_tasks
         )
         return analytic_curves(final, np.full(num_tasks, n), self.config.adaptation_steps)
-
-    @cached_property
-    def compute(self) -> StudentCompute:
-        """The FLOPs it reports: the meta-learner's it stands in for (:func:`student_compute`)."""
-        return student_compute(self.config)
 
     def save(self, path: str) -> None:
         save_analytic(path, {"skill": self.skill, "config": self.config.to_dict()})
@@ -351,11 +330,6 @@ class AnalyticVectorStudent:
         n = self.family.n_way(hardest)
         final = self.normalized_loss(hardest) + self.noise * rng.standard_normal(num_tasks)
         return analytic_curves(final, n, self.config.adaptation_steps)
-
-    @cached_property
-    def compute(self) -> StudentCompute:
-        """The FLOPs it reports: the meta-learner's it stands in for (:func:`student_compute`)."""
-        return student_compute(self.config)
 
     def save(self, path: str) -> None:
         save_analytic(path, {"skill": self.skill.tolist(), "config": self.config.to_dict()})

@@ -149,7 +149,7 @@ class Population:
 def run_flops(spec: Any) -> float:
     """An upper bound of a run's FLOPs: every task at the hardest ω (meta-steps, the
     measurements of every env step and the final evaluation)."""
-    from metacurriculum.envs.students import student_compute
+    from metacurriculum.envs.compute import student_compute
 
     settings = spec.env_settings()
     compute = student_compute(settings)

@@ -18,7 +18,7 @@ from metacurriculum.benchmarks import plot_all, run_benchmark, stats, tables
 from metacurriculum.benchmarks.costs import at_compute, equal_compute
 from metacurriculum.benchmarks.plan import plan
 from metacurriculum.benchmarks.run_folders import config_digest, unfinished_reason
-from metacurriculum.envs.students import student_compute
+from metacurriculum.envs.compute import student_compute
 
 COMPUTE = ("train_flops", "measure_flops", "eval_flops", "compute_budget")
 

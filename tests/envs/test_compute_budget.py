@@ -13,7 +13,8 @@ from tiny_settings import TINY_SETTINGS
 
 import metacurriculum  # noqa: F401 - registers the ids
 from metacurriculum.envs import MetaCurriculumConfig, make_env
-from metacurriculum.envs.students import AnalyticStudent, student_compute
+from metacurriculum.envs.compute import student_compute
+from metacurriculum.envs.students import AnalyticStudent
 
 ANALYTIC, TINY_ID = "MetaCurriculum-Analytic-v0", "MetaCurriculum-Tiny-v0"
 SMALL = {"budget": 40, "n_max": 5}  # the analytic student: 10 env steps

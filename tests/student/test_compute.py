@@ -10,8 +10,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import metacurriculum  # noqa: F401 - registers the ids
 from metacurriculum.envs import MetaCurriculumConfig
+from metacurriculum.envs.compute import student_compute
 from metacurriculum.envs.learner_student import student_config
-from metacurriculum.envs.students import student_compute
 from metacurriculum.student import Population, StudentConfig
 from metacurriculum.student import compute as compute_module
 from metacurriculum.student.compute import (

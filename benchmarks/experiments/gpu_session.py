@@ -111,6 +111,7 @@ class Session:
         tests: pytest's argument lists of the CUDA tests.
         speed: the population speed benchmark's arguments.
         step_timeout: the most seconds the tests or the speed table may take.
+        clock: seconds, monotonic (a test's fake one moves as its populations run).
     """
 
     work: Path
@@ -147,15 +148,22 @@ class Population:
 
 
 def run_flops(spec: Any) -> float:
-    """An upper bound of a run's FLOPs: every task at the hardest ω (meta-steps, the
-    measurements of every env step and the final evaluation)."""
+    """An upper bound of a run's FLOPs: its meta-steps, the measurements of every env step
+    and the final evaluation, every task at the hardest ω. Under a compute budget: the
+    budget and one env step's overrun, and as many env steps as the easiest tasks allow."""
     from metacurriculum.envs.compute import student_compute
 
     settings = spec.env_settings()
     compute = student_compute(settings)
-    n = settings.n_max
-    train = settings.budget * compute.meta_step([n] * settings.meta_batch)
+    n, batch = settings.n_max, settings.meta_batch
+    train = settings.budget * compute.meta_step([n] * batch)
     steps = settings.budget // settings.update_rate + 1
+    if settings.compute_budget is not None:
+        step = settings.update_rate * compute.meta_step([n] * batch)
+        budget = train if settings.compute_budget == "matched" else settings.compute_budget
+        train = budget + step
+        cheapest = settings.update_rate * compute.meta_step([settings.n_min] * batch)
+        steps = int(train // cheapest) + 2
     measure = steps * compute.measurement([n] * (settings.val_tasks + settings.target_tasks))
     return float(train + measure + compute.evaluation([n] * spec.eval_tasks))
 
@@ -312,7 +320,7 @@ class GpuSession:
         spent = _spent(population, self.s)
         record = json.loads(json.dumps(asdict(population)))  # as the state file holds it
         record.update(runs=population.runs, seconds=round(seconds, 1))
-        record.update(code=code, flops=spent)
+        record.update(code=code, flops=spent, predicted_flops=population.flops)
         if code == 0 and spent > 0:
             self.state["observations"].append(record)
         else:  # not retried in this call (a run that fails would fail again): the next call

@@ -84,6 +84,7 @@ def test_two_slices_resume_from_the_archive_and_equal_one_benchmark(tmp_path, cl
     clock.now = 0.0
     second = GpuSession(session(tmp_path, "second", clock, out)).run()
     assert [o["seeds"] for o in second["observations"]] == [[0], [1]]  # its state travelled
+    assert all(0 < o["flops"] <= o["predicted_flops"] for o in second["observations"])  # a bound
     assert len(second["calls"]) == 2
     collect(tmp_path / "second" / "out", tmp_path / "carry", tmp_path / "local")
     assert (tmp_path / "carry" / "previous" / ARCHIVE).is_file()
@@ -138,6 +139,16 @@ def test_populations_are_whole_seeds_then_the_first_teachers(tmp_path):
         {"runs": 3, "flops": 1e12, "seconds": 61.0},  # faster, but a bigger population
     ]
     assert runner.predict(population) == pytest.approx(2e12 / 1e10 * 1.25 + 60)
+
+
+@pytest.mark.parametrize("budget", [None, "matched", 1e13])
+def test_a_run_s_predicted_flops_bound_what_it_spends(tiny_config, budget):
+    kwargs = {"budget": 40, "n_max": 5, "inner_steps": 3, "compute_budget": budget}
+    config = tiny_config(teachers=("none", "linear"), seeds=(0,), env_kwargs=kwargs)
+    for spec in run_benchmark(config):
+        done = json.loads((spec.folder(config.out) / "done.json").read_text())
+        spent = done["train_flops"] + done["measure_flops"] + done["eval_flops"]
+        assert spent <= gpu_session.run_flops(spec), spec.name
 
 
 def test_a_command_that_overruns_is_stopped(tmp_path):

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from metacurriculum.benchmarks.filesystem import (
     describe_os_error,
@@ -211,12 +212,17 @@ class RunEpisode:
     def step(
         self, info: Mapping[str, Any], action: Any, reward: float, wall_s: float | None = None
     ) -> None:
-        """Record one env step (see :meth:`RunRecord.step`) and report it."""
+        """Record one env step (see :meth:`RunRecord.step`) and report it: its meta-step, or
+        under a compute budget the fraction of it spent in units of the meta-step budget
+        (so that progress bars end at the budget whatever the meta-steps)."""
         self.record.step(info, action, reward, wall_s)
         if self.tracking is not None:
             self.tracking.step(info, reward, self.teacher)
         if self.on_step is not None:
-            self.on_step(self.spec, int(info["meta_step"]), self.budget)
+            done = int(info["meta_step"])
+            if info.get("compute_budget") is not None:
+                done = round(float(info["elapsed"]) * self.budget)
+            self.on_step(self.spec, done, self.budget)
 
     def evaluate(self, env: Any) -> None:
         """The episode has ended: stop the clock, save and evaluate the student of ``env``."""
@@ -268,6 +274,7 @@ class RunRecord:
         self.curve: list[tuple[int, float]] = []  # (meta-step, target loss): sample efficiency
         self.started = self.train_seconds = self.eval_seconds = 0.0
         self.evaluation: dict[str, Any] = {}
+        self.eval_flops: int | None = None
         self.student_digest: str | None = None
 
     def __enter__(self) -> RunRecord:
@@ -316,6 +323,9 @@ class RunRecord:
             publish_mode(student)  # a temporary file's 0o600 otherwise, unlike its siblings
         self.student_digest = file_digest(student)
         curves = env.evaluate_test(spec.eval_tasks, spec.eval_seed)
+        compute = getattr(env, "compute", None)
+        if compute is not None:  # the FLOPs of this evaluation, as the env counts training's
+            self.eval_flops = compute.evaluation(np.asarray(curves.n_way).tolist())
         self.evaluation = evaluation_record(curves, spec)
         with writing(self.folder / EVALUATION):
             write_json(self.folder / EVALUATION, self.evaluation)
@@ -351,6 +361,12 @@ class RunRecord:
                 "diverged": bool(terminated),
                 "train_seconds": round(self.train_seconds, 3),
                 "eval_seconds": round(self.eval_seconds, 3),
+                # The student's compute in FLOPs (student/compute.py): meta-training, the
+                # measurements of every step, the final evaluation; the budget it ran under.
+                "train_flops": info.get("train_flops"),
+                "measure_flops": info.get("measure_flops"),
+                "eval_flops": self.eval_flops,
+                "compute_budget": info.get("compute_budget"),
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "config_digest": config_digest(self.config),
                 "student_digest": self.student_digest,

@@ -8,12 +8,15 @@ unseen tasks of the hardest distribution (``evaluate_test``). Its folder,
 | file              | written                            | what it holds                          |
 |-------------------|------------------------------------|----------------------------------------|
 | ``config.json``   | first (atomically)                 | the resolved run: env id and settings, teacher and kwargs, seed, evaluation, versions |
-| ``steps.jsonl``   | one line per env step, as it runs  | step, meta_step, omega, n_way, losses, accuracies, reward, wall time |
+| ``steps.jsonl``   | one line per env step, as it runs  | step, meta_step, omega, n_way, losses, accuracies, reward, wall time, compute so far (FLOPs of meta-training and of measurements) |
 | ``student.pt``    | after training (atomically)        | the student's final state (``save_student``) |
 | ``evaluation.json`` | after training (atomically)      | per inner step mean loss/accuracy, per-task arrays |
-| ``done.json``     | last (atomically)                  | summary, the digests of its config and student: marks the run finished |
+| ``done.json``     | last (atomically)                  | summary (final scores, seconds and FLOPs of training, measurements and evaluation), the digests of its config and student: marks the run finished |
 
-Every file gets the mode ``open()`` gives (``0o666`` less the umask).
+Every file gets the mode ``open()`` gives (``0o666`` less the umask). A finished run
+moved without its student (:mod:`~metacurriculum.benchmarks.archive`) holds
+``student.dropped.json``, the student's digest, in place of ``student.pt``, and stays
+finished.
 
 ``omega`` (and ``final_omega``) is a number for a one-parameter family (every paper id);
 for a family of several parameters it is the list of ω's coordinates, and each also
@@ -378,7 +381,7 @@ NOT_IDENTITY = frozenset({"env_settings.download", "env_settings.data_root"})
 #: Settings added after runs were made whose default computes what the older code did: a
 #: stored config without them matches a request for that default (runs from before task
 #: families, ``family="classes"``, are still finished runs).
-LATER_DEFAULTS = {"env_settings.family": "classes"}
+LATER_DEFAULTS = {"env_settings.family": "classes", "env_settings.compute_budget": None}
 
 
 def stored_mismatch(spec: RunSpec, folder: Path) -> dict[str, tuple[Any, Any]]:

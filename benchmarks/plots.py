@@ -8,6 +8,10 @@
   unseen tasks against inner gradient steps, one column per env.
 - ``sample_efficiency.png``: the target loss (the fixed hardest validation tasks) over
   training, and its area under the curve per teacher (dot and whisker, as ``final.png``).
+- ``compute.png``: the target loss over the FLOPs of meta-training (the compute each run
+  spent, :mod:`~metacurriculum.benchmarks.costs`), with the equal compute ``C`` that
+  every run reached marked, and the target loss at ``C`` per teacher (dot and whisker);
+  drawn when the runs recorded their compute.
 - ``omega.png``: ω over training, a panel per teacher (and per coordinate of a vector ω):
   each seed's ω as the teacher set it at every env step (thin) and their mean (thick),
   from the first step on (the value at reset, before the teacher acted, is not drawn).
@@ -177,14 +181,22 @@ def _save(fig: Any, path: Path) -> Path:
 # -- the final result --------------------------------------------------------------------
 
 
-def _dots(ax: Any, rows: Sequence[Any], runs: dict[str, list[Run]], metric: str, key: str) -> None:
+def _dots(
+    ax: Any,
+    rows: Sequence[Any],
+    runs: dict[str, list[Run]],
+    metric: str,
+    key: str | Callable[[Run], float],
+) -> None:
     """Dot (mean), whisker (t-interval) and seeds of ``metric`` per teacher, top to bottom in
-    the order of ``rows``; the baseline black, with a dashed line at its mean."""
+    the order of ``rows``; the baseline black, with a dashed line at its mean. ``key`` is
+    the ``done.json`` key of a run's value, or a function of the run."""
     styles = teacher_styles([r.teacher for r in rows])
     for y, row in enumerate(rows):
         estimate = row.metrics[metric].mean
         style = styles[row.teacher]
-        kept = [r.score(key) for r in runs[row.teacher] if not r.diverged]
+        members = [r for r in runs[row.teacher] if not r.diverged]
+        kept = [key(r) if callable(key) else r.score(key) for r in members]
         seeds = [v for v in kept if math.isfinite(v)]
         jitter = np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else np.zeros(len(seeds))
         ax.scatter(seeds, y + jitter, s=14, facecolors="none", edgecolors=style["color"], alpha=0.7)
@@ -453,6 +465,7 @@ PLOTS: dict[str, Callable[[Sequence[Run], Path], Path]] = {
     "final.png": plot_final,
     "adaptation.png": plot_adaptation,
     "sample_efficiency.png": plot_sample_efficiency,
+    "compute.png": lambda runs, path: _compute_plot().plot_compute(runs, path),
     "omega.png": plot_omega,
     "training_losses.png": lambda runs, path: plot_training(
         runs,
@@ -463,6 +476,16 @@ PLOTS: dict[str, Callable[[Sequence[Run], Path], Path]] = {
 }
 #: The plots drawn from final numbers alone (a ``runs.csv`` without its run folders).
 FROM_FINAL_NUMBERS = ("final.png",)
+#: Plots drawn only when the runs have what they show: name -> test of the runs.
+DRAWN_WHEN: dict[str, Callable[[Sequence[Run]], bool]] = {
+    "compute.png": lambda runs: _compute_plot().recorded_compute(runs)
+}
+
+
+def _compute_plot() -> Any:
+    from metacurriculum.benchmarks import compute_plot  # it draws with this module's helpers
+
+    return compute_plot
 
 
 def plot_all(root: str | Path, out: str | Path | None = None) -> list[Path]:
@@ -485,4 +508,8 @@ def plot_all(root: str | Path, out: str | Path | None = None) -> list[Path]:
     if from_csv:
         skipped = ", ".join(n for n in PLOTS if n not in names)
         logger.warning("%s holds final numbers only: %s need the run folders", root, skipped)
+    for name, drawn in DRAWN_WHEN.items():
+        if name in names and not drawn(runs):
+            names.remove(name)
+            logger.info("%s is not drawn: no run under %s recorded its compute", name, root)
     return [PLOTS[name](runs, out / name) for name in names]

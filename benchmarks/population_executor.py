@@ -182,10 +182,15 @@ class _Population:
     def _loop(self, envs: MetaCurriculumVectorEnv, obs: np.ndarray, infos: list[dict]) -> None:
         actions = [_stay(space) for space in self.action_spaces]
         while self.live:
-            for i in sorted(self.live):
-                action = self._guard(i, self.episodes[i].act, obs[i].copy(), infos[i])
+            for i in range(len(actions)):
+                live = i in self.live
+                action = (
+                    self._guard(i, self.episodes[i].act, obs[i].copy(), infos[i]) if live else None
+                )
                 # A failed run's sub-env stays where it is: the vector env never sees the
-                # action that failed it.
+                # action that failed it. So does an ended run's restarted sub-env: at the
+                # easiest ω, where the steps it must still take until the others end (under a
+                # compute budget runs end at different steps) cost least.
                 actions[i] = (
                     _batchable(action, self.action_spaces[i])
                     if i in self.live

@@ -12,7 +12,9 @@ A run is finished only when its folder reads back whole and agrees with itself:
 - ``steps.jsonl`` holds one JSON object per line, one line per env step and the reset,
   every line with the same keys and numbers (or null) where the tables read numbers;
 - ``student.pt`` is a non-empty file whose SHA-256 is the ``student_digest`` in
-  ``done.json`` (runs made before the digest was stored: a non-empty file).
+  ``done.json`` (runs made before the digest was stored: a non-empty file), or, for a
+  run whose student was deliberately not kept (:func:`drop_student`: a benchmark moved
+  between machines without its students), ``student.dropped.json`` holds that digest.
 
 Anything else (an empty, truncated, garbage, non-UTF-8 or foreign file, a folder where a
 file belongs, a file that cannot be read) is unfinished: the harness says so, naming
@@ -41,6 +43,8 @@ CONFIG, STEPS, STUDENT, EVALUATION, DONE = (
     "done.json",
 )
 RUN_FILES = (CONFIG, STEPS, STUDENT, EVALUATION, DONE)
+#: Stands in a finished run's folder for a ``student.pt`` that was not kept: its digest.
+STUDENT_DROPPED = "student.dropped.json"
 
 #: ``done.json``'s keys and the types of their values (``None`` stands for a NaN loss; a
 #: ``list`` is a non-empty list of finite numbers: ω of a family with several parameters).
@@ -59,7 +63,9 @@ SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
 
 
 #: The per-step ``info`` keys logged to ``steps.jsonl``; a vector ω adds its named
-#: coordinates (:func:`omega_fields`).
+#: coordinates (:func:`omega_fields`). ``train_flops`` and ``measure_flops`` are the
+#: compute spent since the reset (FLOPs, :mod:`metacurriculum.student.compute`), ``wall_s``
+#: (added by :func:`step_record`) the seconds since training started.
 STEP_KEYS = (
     "meta_step",
     "omega",
@@ -72,7 +78,11 @@ STEP_KEYS = (
     "target_accuracy",
     "target_loss_normalized",
     "diverged",
+    "train_flops",
+    "measure_flops",
 )
+#: Step keys an env's info may lack (a student that reports no compute): logged as null.
+OPTIONAL_STEP_KEYS = frozenset({"train_flops", "measure_flops"})
 
 
 class BenchmarkError(Exception):
@@ -265,8 +275,18 @@ def file_digest(path: Path) -> str:
 
 def check_student(folder: Path, summary: dict[str, Any]) -> None:
     """Raise :class:`DamagedRunError` unless ``student.pt`` is a non-empty file whose digest
-    is ``done.json``'s ``student_digest`` (when the run stored one)."""
+    is ``done.json``'s ``student_digest`` (when the run stored one), or is absent with a
+    ``student.dropped.json`` naming that digest (:func:`drop_student`)."""
     path = folder / STUDENT
+    if not path.exists() and (folder / STUDENT_DROPPED).exists():
+        note = read_json(folder / STUDENT_DROPPED)
+        digest = summary.get("student_digest")
+        if digest is None or note.get("student_digest") != digest:
+            raise DamagedRunError(
+                f"{folder / STUDENT_DROPPED} names another student than {DONE} was written "
+                f"for; {_redo(path)}."
+            )
+        return
     try:
         if not path.is_file() or path.stat().st_size == 0:
             what = "is missing" if not path.exists() else "is not a file, or empty"
@@ -334,7 +354,7 @@ def clear_run(folder: Path) -> None:
             not removed: it may hold something of yours); the message says what to do.
     """
     leftovers = [*folder.glob("*.tmp"), *folder.glob(f".{STUDENT}.*")]  # interrupted writes
-    paths = [*(folder / name for name in RUN_FILES), *leftovers]
+    paths = [*(folder / name for name in (*RUN_FILES, STUDENT_DROPPED)), *leftovers]
     for path in paths:  # before anything is removed: the folder stays as it was
         if path.is_dir() and not path.is_symlink():
             raise BenchmarkError(
@@ -343,6 +363,41 @@ def clear_run(folder: Path) -> None:
             )
     for path in paths:
         path.unlink(missing_ok=True)
+
+
+def dropped_student_note(folder: Path, why: str) -> dict[str, Any]:
+    """The ``student.dropped.json`` of a finished run whose ``student.pt`` is not kept: the
+    digest ``done.json`` holds, the file's size and ``why``.
+
+    Raises:
+        DamagedRunError: when the run is not finished (or holds no student digest).
+    """
+    reason = unfinished_reason(folder)
+    if reason is not None:
+        raise DamagedRunError(f"{folder} is not a finished run ({reason}).")
+    digest = read_json(folder / DONE).get("student_digest")
+    if digest is None:
+        raise DamagedRunError(
+            f"{folder / DONE} holds no student digest (a run made before it was stored): "
+            "its student.pt cannot be dropped and checked later."
+        )
+    path = folder / STUDENT
+    size = path.stat().st_size if path.exists() else None
+    return {"student_digest": digest, "bytes": size, "why": why}
+
+
+def drop_student(folder: Path, why: str) -> int:
+    """Set a finished run's ``student.pt`` aside: ``student.dropped.json`` (its digest, see
+    :func:`dropped_student_note`) replaces it, and the run stays finished (its tables,
+    plots and resume do not need the student). Returns the bytes freed.
+
+    Raises:
+        DamagedRunError: when the run is not finished.
+    """
+    note = dropped_student_note(folder, why)
+    write_json(folder / STUDENT_DROPPED, note)
+    (folder / STUDENT).unlink(missing_ok=True)
+    return int(note["bytes"] or 0)
 
 
 def check_writable(out: str | os.PathLike) -> None:
@@ -401,7 +456,10 @@ def step_record(
     (a vector ω also by name, see :func:`omega_fields`)."""
     record = {"step": step}
     for key in STEP_KEYS:
-        record.update(omega_fields(info) if key == "omega" else {key: info[key]})
+        if key == "omega":
+            record.update(omega_fields(info))
+        else:
+            record[key] = info.get(key) if key in OPTIONAL_STEP_KEYS else info[key]
     action = None if action is None else np.asarray(action, dtype=float).reshape(-1)
     record["action"] = None if action is None else (action[0] if action.size == 1 else action)
     record.update(reward=reward, wall_s=round(wall_s, 4))

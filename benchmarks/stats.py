@@ -17,8 +17,11 @@ because their coverage holds at 3-10 seeds, which the percentile bootstrap's doe
   ``zero_variance`` instead of tested.
 
 Metrics: the loss and accuracy after adaptation (the score), before adaptation
-(``initial_*``), and the sample efficiency: the area under the target-loss curve over
-training divided by the meta-steps (``target_auc``).
+(``initial_*``), the sample efficiency: the area under the target-loss curve over
+training divided by the meta-steps (``target_auc``), and, where the runs recorded their
+compute, the target loss at equal compute and its mean up to there
+(:data:`~metacurriculum.benchmarks.costs.COMPUTE_METRICS`, at the compute every run of
+the env reached: :func:`~metacurriculum.benchmarks.costs.equal_compute`).
 
 Diverged runs (:data:`DIVERGENCE_RULE`) are counted apart and left out of every
 statistic. The results files are written by :mod:`~metacurriculum.benchmarks.tables`.
@@ -31,7 +34,7 @@ import dataclasses
 import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -39,6 +42,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from metacurriculum.benchmarks.costs import COMPUTE_METRICS, at_compute, equal_compute
 from metacurriculum.benchmarks.intervals import (
     Comparison,
     Estimate,
@@ -243,7 +247,11 @@ class TeacherResult:
         teacher: the teacher.
         seeds: finished runs that did not diverge: every statistic is over these.
         diverged: finished runs that diverged (:data:`DIVERGENCE_RULE`), reported apart.
-        metrics: per metric of :data:`METRICS`: its :class:`MetricResult`.
+        metrics: per metric of :data:`METRICS` and of
+            :data:`~metacurriculum.benchmarks.costs.COMPUTE_METRICS`: its
+            :class:`MetricResult`.
+        equal_compute: the env's equal compute ``C`` in FLOPs, where the compute metrics
+            are read (NaN when its runs recorded no compute).
     """
 
     env_id: str
@@ -251,11 +259,12 @@ class TeacherResult:
     seeds: int
     diverged: int
     metrics: dict[str, MetricResult]
+    equal_compute: float = math.nan
 
 
-def _scores(runs: Sequence[Run], key: str) -> dict[int, float]:
-    """Per seed, the finite values of ``key``."""
-    values = {r.seed: r.score(key) for r in runs}
+def _scores(runs: Sequence[Run], key: str | Callable[[Run], float]) -> dict[int, float]:
+    """Per seed, the finite values of ``key`` (a ``done.json`` key, or a function of a run)."""
+    values = {r.seed: key(r) if callable(key) else r.score(key) for r in runs}
     return {seed: v for seed, v in values.items() if math.isfinite(v)}
 
 
@@ -280,6 +289,14 @@ def summarize(runs: Sequence[Run], baseline: str = BASELINE) -> list[TeacherResu
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
         groups.setdefault((run.env_id, run.teacher), []).append(run)
+    budgets = {
+        env: equal_compute([r for r in runs if r.env_id == env and not r.diverged])
+        for env in {r.env_id for r in runs}
+    }
+    at = {r.folder: at_compute(r, budgets[r.env_id]) for r in runs if not r.diverged}
+    keys: dict[str, str | Callable[[Run], float]] = dict(METRICS)
+    for name in COMPUTE_METRICS:
+        keys[name] = lambda r, name=name: at[r.folder][name]
     rows = []
     for (env_id, teacher), members in groups.items():
         kept = [r for r in members if not r.diverged]
@@ -288,9 +305,10 @@ def summarize(runs: Sequence[Run], baseline: str = BASELINE) -> list[TeacherResu
             name: _metric(
                 name, _scores(kept, key), None if teacher == baseline else _scores(base, key)
             )
-            for name, key in METRICS.items()
+            for name, key in keys.items()
         }
-        rows.append(TeacherResult(env_id, teacher, len(kept), len(members) - len(kept), metrics))
+        diverged = len(members) - len(kept)
+        rows.append(TeacherResult(env_id, teacher, len(kept), diverged, metrics, budgets[env_id]))
     rows = sorted(rows, key=lambda r: (r.env_id, _nan_last(r.metrics["loss"].mean.value)))
     return _holm_adjusted(rows)
 
@@ -299,7 +317,7 @@ def _holm_adjusted(rows: list[TeacherResult]) -> list[TeacherResult]:
     """``rows`` with each comparison's ``*_holm`` p-values set, per env and metric."""
     for env_id in {r.env_id for r in rows}:
         compared = [r for r in rows if r.env_id == env_id]
-        for name in METRICS:
+        for name in compared[0].metrics:
             family = [r for r in compared if r.metrics[name].versus is not None]
             versus = [r.metrics[name].versus for r in family]
             t_holm = holm([v.paired_t_p for v in versus])

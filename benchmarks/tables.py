@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from metacurriculum.benchmarks.atomic import write_atomic
+from metacurriculum.benchmarks.costs import budget_text, cost_rows, flops_text
 from metacurriculum.benchmarks.intervals import (
     MIN_IQM_SEEDS,
     MIN_WILCOXON_PAIRS,
@@ -129,8 +130,8 @@ def _header(env_runs: Sequence[Run], differ: dict[str, Any], baseline: str) -> s
             f"Final evaluation: {_setting(env_runs, differ, 'eval_tasks')} unseen "
             f"{_setting(env_runs, differ, 'env_settings.n_max')}-way tasks"
             f"{hardest_corner(env_runs)} (eval seed {_setting(env_runs, differ, 'eval_seed')}), "
-            f"after {steps.pop() if len(steps) == 1 else 'mixed'} inner steps; budget "
-            f"{_setting(env_runs, differ, 'env_settings.budget')} meta-steps. "
+            f"after {steps.pop() if len(steps) == 1 else 'mixed'} inner steps; "
+            f"{budget_text(env_runs)}. "
         )
     return (
         f"{evaluation}Over the seeds that did not diverge: the mean with its 95% t-interval "
@@ -165,6 +166,7 @@ def markdown(rows: Sequence[TeacherResult], runs: Sequence[Run], baseline: str =
         notes: set[str] = set()
         for metric, heading in TABLES.items():
             out += [f"**{heading}**", "", *_metric_table(env_rows, metric, baseline, notes), ""]
+        out += _compute_section(env_rows, env_runs, baseline, notes)
         out += [
             "**Before adaptation** (inner step 0 on the same unseen tasks)",
             "",
@@ -178,6 +180,56 @@ def markdown(rows: Sequence[TeacherResult], runs: Sequence[Run], baseline: str =
             out.append(f"| {row.teacher} | " + " | ".join(cells) + " |")
         out += ["", *[f"{NOTES[n]}" for n in NOTES if n in notes], ""]
     return "\n".join(out)
+
+
+#: The heading of the compute section's cost table.
+COST_HEADING = (
+    "**Compute**: per teacher, means over the seeds that did not diverge: meta-steps, the "
+    "FLOPs of meta-training (and their ratio to {baseline!r}'s), of the measurements after "
+    "every env step and of the final evaluation, as torch's FlopCounterMode counts the "
+    "student's work (matrix products and convolutions, forward and backward; "
+    "metacurriculum.student.compute), and the seconds of wall time of training and of the "
+    "final evaluation."
+)
+#: The headings of the compute metrics' tables (``{c}``: the equal compute, in FLOPs).
+COMPUTE_TABLES = {
+    "target_at_compute": (
+        "**Target loss at equal compute** C = {c} FLOPs of meta-training, the least any run "
+        "of this env spent (every run reached it), read on the fixed hardest validation "
+        "tasks that training measures, interpolated between the env steps around C (lower "
+        "is better)"
+    ),
+    "target_auc_compute": (
+        "**Mean target loss over compute up to C**: the area under the target loss over "
+        "meta-training FLOPs from 0 to C, divided by C (lower is better: the hardest tasks "
+        "learnt for less compute)"
+    ),
+}
+
+
+def _compute_section(
+    rows: Sequence[TeacherResult], runs: Sequence[Run], baseline: str, notes: set[str]
+) -> list[str]:
+    """An env's compute: what each teacher's runs cost, and (from their steps) the target
+    loss at equal compute; nothing for runs that recorded no compute."""
+    if not any(r.summary.get("train_flops") is not None for r in runs):
+        return []
+    out = [
+        COST_HEADING.format(baseline=baseline),
+        "",
+        f"| teacher | seeds | meta-steps | training FLOPs | × {baseline} | measurement FLOPs "
+        "| evaluation FLOPs | training s | evaluation s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cells in cost_rows(runs, [row.teacher for row in rows], baseline):
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    budget = rows[0].equal_compute if rows else math.nan
+    if math.isfinite(budget):
+        for metric, heading in COMPUTE_TABLES.items():
+            lines = _metric_table(rows, metric, baseline, notes)
+            out += [heading.format(c=flops_text(budget)), "", *lines, ""]
+    return out
 
 
 #: Footnotes of :func:`markdown`, each printed under an env's tables when it applies.
@@ -298,6 +350,7 @@ def _csv_row(row: TeacherResult) -> dict[str, Any]:
     """``results.csv``'s row of a teacher: every estimate, comparison and p-value."""
     line: dict[str, Any] = {"env_id": row.env_id, "teacher": row.teacher, "seeds": row.seeds}
     line["diverged"] = row.diverged
+    line["equal_compute_flops"] = row.equal_compute
     for metric, result in row.metrics.items():
         for stat, e in (("mean", result.mean), ("iqm", result.iqm)):
             line |= {f"{metric}_{stat}": e.value, f"{metric}_{stat}_low": e.low}

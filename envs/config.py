@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import InitVar, asdict, dataclass, field, fields, replace
 from typing import Any
@@ -36,6 +37,9 @@ ACTION_TYPES = ("continuous", "discrete", "omega")
 #: ``student`` values that name the kind of student: a meta-learner, or a closed-form fake.
 #: (``"maml"``, the value before learners existed, is read as ``"learner"``.)
 STUDENT_KINDS = ("learner", "analytic")
+
+#: ``compute_budget``'s named value: the compute of ``budget`` meta-steps at the hardest ω.
+MATCHED = "matched"
 
 #: Settings that take a real number (``omega_init`` also ``None``), checked by type first
 #: (``meta_lr`` by its own check).
@@ -102,7 +106,22 @@ class MetaCurriculumConfig:
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
 
     Episode:
-        budget: meta-steps of one episode (one student training run).
+        budget: meta-steps of one episode (one student training run), unless
+            ``compute_budget`` is set.
+        compute_budget: ``None`` (default: the episode ends after ``budget`` meta-steps),
+            or the compute of one episode in FLOPs of meta-training (the student's
+            meta-steps, as :mod:`metacurriculum.student.compute` counts them; the
+            measurements are recorded apart and not charged): a number (``2.5e14``), or
+            ``"matched"``, what ``budget`` meta-steps at the hardest ω cost (plain MAML's
+            compute, so that every teacher gets the compute of the ``none`` teacher, whose
+            episode is then exactly ``budget`` meta-steps long). The episode is truncated
+            after the first env step at which the meta-training FLOPs reach it (it may
+            overrun by less than one env step's compute), and the observation's elapsed
+            fraction is the compute spent. ``budget`` then only paces the analytic
+            students' learning rate and the teachers that read ``info["budget"]`` (their
+            clock stays in meta-steps). No registered time limit may cut such an episode:
+            build it with :func:`~metacurriculum.envs.make_env`, or pass
+            ``max_episode_steps=-1`` to ``gym.make`` (``gym.make_vec`` too).
         update_rate: meta-steps per env step (Table I's teacher update rate: 4).
         val_tasks: meta-validation tasks drawn at ω after each env step (observation).
         target_tasks: fixed meta-validation tasks at ``n = n_max`` (reward).
@@ -144,6 +163,7 @@ class MetaCurriculumConfig:
     device: str = "auto"
 
     budget: int = 1000
+    compute_budget: float | str | None = None
     update_rate: int = 4
     val_tasks: int = 8
     target_tasks: int = 16
@@ -189,6 +209,7 @@ class MetaCurriculumConfig:
                 f"budget={self.budget} meta-steps is less than one env step "
                 f"(update_rate={self.update_rate}); raise budget or lower update_rate."
             )
+        object.__setattr__(self, "compute_budget", _compute_budget(self.compute_budget))
         if not 1.0 <= self.omega_min <= self.n_max:
             raise ValueError(
                 f"omega_min={self.omega_min} must lie in [1, n_max={self.n_max}]; "
@@ -243,8 +264,11 @@ class MetaCurriculumConfig:
         return max(1, math.floor(self.omega_min))
 
     @property
-    def episode_steps(self) -> int:
-        """Env steps in one episode: the budget divided by the update rate."""
+    def episode_steps(self) -> int | None:
+        """Env steps in one episode: the budget divided by the update rate; ``None`` under a
+        ``compute_budget`` (the number of steps depends on the ω the teacher chooses)."""
+        if self.compute_budget is not None:
+            return None
         return self.budget // self.update_rate
 
     def to_dict(self) -> dict[str, Any]:
@@ -275,6 +299,21 @@ class MetaCurriculumConfig:
         kept = dict(base.learner_kwargs) if base is not None and base.learner == learner else {}
         learner_kwargs = {**kept, **dict(overrides.pop("learner_kwargs", None) or {}), **given}
         return replace(base or cls(), **overrides, learner_kwargs=learner_kwargs)
+
+
+def _compute_budget(value: Any) -> float | int | str | None:
+    """``value`` checked: ``None``, ``"matched"`` or a finite number of FLOPs > 0 (a plain
+    ``int`` or ``float``, as JSON keeps it)."""
+    if value is None or (isinstance(value, str) and value == MATCHED):
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            f"compute_budget={value!r} must be None, {MATCHED!r} or a number of FLOPs > 0 "
+            "(e.g. 2.5e14)."
+        )
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"compute_budget={value!r} must be a finite number of FLOPs > 0.")
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def _unknown_message(unknown: list[str], known: set[str], learner: str) -> str:

@@ -23,12 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from metacurriculum.envs.compute import student_compute
 from metacurriculum.envs.config import MetaCurriculumConfig
 from metacurriculum.envs.data import load_dataset
 from metacurriculum.envs.families import make_family
 from metacurriculum.envs.students import AdaptationCurves, Measurement, StudentStep, chance_loss
 from metacurriculum.envs.tasks import FamilyTasks, TaskDistribution
 from metacurriculum.student import Evaluation, MetaBatch, Population, StudentConfig
+from metacurriculum.student.compute import StudentCompute
 
 
 def student_config(config: MetaCurriculumConfig) -> StudentConfig:
@@ -108,6 +110,7 @@ class LearnerStudents:
         self.train_tasks, self.val_tasks, self.test_tasks = task_distributions(config)
         # Placeholder students: every row is reset with its env's seed when attached.
         self.population = Population(student_config(config), list(range(rows)), chunk_size)
+        self.compute = student_compute(config)
         self._streams: list[_Streams | None] = [None] * rows
 
     def attach(self, row: int, seed: int) -> LearnerStudent:
@@ -203,6 +206,11 @@ class LearnerStudent:
     def target_batch(self) -> MetaBatch:
         """Its fixed target tasks (the reward's)."""
         return self.students._row(self.row).target
+
+    @property
+    def compute(self) -> StudentCompute:
+        """The FLOPs of its work (the env charges its meta-steps and measurements)."""
+        return self.students.compute
 
     @property
     def train_tasks(self) -> FamilyTasks:

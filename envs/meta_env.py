@@ -11,7 +11,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from metacurriculum.envs.config import MetaCurriculumConfig
+from metacurriculum.envs.compute import charged_compute
+from metacurriculum.envs.config import MATCHED, MetaCurriculumConfig
 from metacurriculum.envs.families import TaskFamily, make_family
 from metacurriculum.envs.students import (
     AdaptationCurves,
@@ -124,7 +125,7 @@ class MetaCurriculumEnv(gym.Env):
     |----------------|---------------------------------------------------------|-----|-----|
     | 0 .. H-1       | normalised validation loss at ω, oldest first (H = ``history``; padded with the first value at reset) | 0 | 5 |
     | H .. H+d-1     | ω normalised: ``(ω - low) / (high - low)`` per coordinate | 0   | 1   |
-    | H + d          | elapsed fraction of the budget: ``meta_step / budget``   | 0   | 1   |
+    | H + d          | elapsed fraction of the budget: ``meta_step / budget`` (under a ``compute_budget``: the meta-training FLOPs spent over it) | 0 | 1 |
 
     ## Rewards
 
@@ -146,7 +147,16 @@ class MetaCurriculumEnv(gym.Env):
     Truncation when the budget of meta-steps is spent, by the env itself and by the
     registered ``max_episode_steps`` (``budget // update_rate``). When overriding
     ``budget`` or ``update_rate`` through ``gym.make``, pass the matching
-    ``max_episode_steps`` too (the time limit is fixed at registration).
+    ``max_episode_steps`` too (the time limit is fixed at registration), or build the env
+    with :func:`make_env`, which does.
+
+    With ``compute_budget`` set, truncation instead after the first step at which the
+    student's meta-training FLOPs (``info["train_flops"]``) reach it: a teacher that
+    trains on easy, cheap tasks gets more meta-steps for the same compute. The number of
+    env steps is then not known in advance, so no time limit may cut the episode:
+    :func:`make_env` sets none; with ``gym.make`` pass ``max_episode_steps=-1`` (else the
+    id's registered ``TimeLimit`` of ``budget // update_rate`` steps applies, which the
+    env cannot see).
 
     Termination when the student diverges: a NaN or infinite loss, or a normalised
     validation or target loss above ``divergence_threshold`` (100 times chance by
@@ -166,7 +176,12 @@ class MetaCurriculumEnv(gym.Env):
     ``action_type``, ``n_way`` (n of each task trained on this step), ``train_loss``,
     ``val_loss``, ``val_accuracy``, ``val_loss_normalized``, ``target_loss``,
     ``target_accuracy``, ``target_loss_normalized``, ``meta_step``, ``budget``,
-    ``diverged``.
+    ``diverged``; the compute spent since reset, in FLOPs as
+    :mod:`metacurriculum.student.compute` counts them (``None`` for a student that reports
+    none): ``train_flops`` (its meta-steps) and ``measure_flops`` (its measurements, the
+    reset's included); ``compute_budget`` (in FLOPs, ``"matched"`` resolved; ``None``
+    without one) and ``elapsed`` (the fraction of the episode's budget spent, the
+    observation's last value).
 
     ## Arguments
 
@@ -225,6 +240,12 @@ class MetaCurriculumEnv(gym.Env):
         self._omega = self.family.easiest
         self.omega = self.family.public(self._omega)
         self.meta_step = 0
+        #: FLOPs of this episode's meta-steps and measurements (``None``: not reported).
+        self.train_flops: int | None = None
+        self.measure_flops: int | None = None
+        #: The compute budget in FLOPs (``"matched"`` resolved at reset), or ``None``.
+        self.compute_budget: float | None = None
+        self._compute: Any = None
         self._ended: str | None = None  # why the episode ended, once it has
         self._losses: deque[float] = deque(maxlen=history)
         self._last: dict[str, Measurement] = {}
@@ -251,10 +272,12 @@ class MetaCurriculumEnv(gym.Env):
         self.student = self.student_factory(self.config, student_seed)
         self.meta_step = 0
         self._ended = None
+        self._start_compute()
         self._last = {
             "val": self.student.validate(self.omega),
             "target": self.student.evaluate_target(),
         }
+        self._charge(measured=self._last)
         self._losses.clear()
         self._losses.extend(
             [self._clipped(self._last["val"].normalized_loss)] * self.config.history
@@ -280,6 +303,7 @@ class MetaCurriculumEnv(gym.Env):
         train = result.train
         self.meta_step += self.config.update_rate
         now = {"val": result.val, "target": result.target}
+        self._charge(train["n_way"], now)
         limit = self.config.divergence_threshold
         diverged = not math.isfinite(train["loss"]) or any(
             not (m.finite and m.normalized_loss <= limit) for m in now.values()
@@ -290,11 +314,16 @@ class MetaCurriculumEnv(gym.Env):
             reward = float(REWARDS[self.config.reward](self._last, now))
             self._last = now
             self._losses.append(self._clipped(now["val"].normalized_loss))
-        truncated = self.meta_step + self.config.update_rate > self.config.budget
+        if self.compute_budget is not None:
+            truncated = self.train_flops >= self.compute_budget
+            spent = f"the compute budget of {self.compute_budget:.4g} FLOPs is spent"
+        else:
+            truncated = self.meta_step + self.config.update_rate > self.config.budget
+            spent = f"the budget of {self.config.budget} meta-steps is spent"
         if diverged:
             self._ended = f"the student diverged at meta-step {self.meta_step}"
         elif truncated:
-            self._ended = f"the budget of {self.config.budget} meta-steps is spent"
+            self._ended = spent
         info = self._info(train, diverged=diverged, measured=now)
         return self._observation(), reward, diverged, truncated and not diverged, info
 
@@ -380,13 +409,58 @@ class MetaCurriculumEnv(gym.Env):
                 omega = self._omega + np.clip(a, -1.0, 1.0) * (high - low)
         return family.public(np.clip(omega, low, high))
 
+    def _start_compute(self) -> None:
+        """A new student: its compute model, the budget in FLOPs, nothing spent yet."""
+        compute = charged_compute(self.student, self.config)
+        self._compute = compute
+        self.train_flops = self.measure_flops = None if compute is None else 0
+        budget = self.config.compute_budget
+        if budget is None:
+            self.compute_budget = None
+            return
+        if compute is None:
+            raise ValueError(
+                f"compute_budget={budget!r} needs a student that reports its compute, but the "
+                f"{self.config.student!r} student's compute is None (see CurriculumStudent); "
+                "drop compute_budget or give the student a compute."
+            )
+        if budget == MATCHED:
+            hardest = np.tile(self.family.hardest, (self.config.meta_batch, 1))
+            per_step = compute.meta_step(self.family.n_way(hardest).tolist())
+            budget = per_step * self.config.budget
+        self.compute_budget = budget
+
+    def _charge(self, n_way: Any = (), measured: dict[str, Measurement] | None = None) -> None:
+        """Add the FLOPs of meta-steps on tasks of ``n_way`` classes and of the
+        ``measured`` measurements to this episode's."""
+        if self._compute is None:
+            return
+        self.train_flops += self._compute.meta_step(n_way)
+        if measured:
+            tasks = [n for m in measured.values() for n in m.n_way]
+            self.measure_flops += self._compute.measurement(tasks)
+
+    @property
+    def compute(self) -> Any:
+        """What the current student's work is charged with (see
+        :func:`~metacurriculum.envs.compute.charged_compute`; ``None`` before ``reset`` or
+        for a student that reports none)."""
+        return self._compute
+
+    @property
+    def elapsed(self) -> float:
+        """The fraction of the episode's budget spent: meta-steps, or FLOPs under a
+        ``compute_budget``."""
+        if self.compute_budget is not None:
+            return min(self.train_flops / self.compute_budget, 1.0)
+        return min(self.meta_step / self.config.budget, 1.0)
+
     def _clipped(self, value: float) -> float:
         return float(np.clip(value, 0.0, LOSS_CLIP))
 
     def _observation(self) -> np.ndarray:
         omega = self.family.normalize(self._omega)
-        progress = min(self.meta_step / self.config.budget, 1.0)
-        return np.array([*self._losses, *omega, progress], dtype=np.float32)
+        return np.array([*self._losses, *omega, self.elapsed], dtype=np.float32)
 
     def _info(
         self, train: dict[str, Any], diverged: bool, measured: dict[str, Measurement] | None = None
@@ -417,6 +491,10 @@ class MetaCurriculumEnv(gym.Env):
             "meta_step": self.meta_step,
             "budget": self.config.budget,
             "diverged": diverged,
+            "train_flops": self.train_flops,
+            "measure_flops": self.measure_flops,
+            "compute_budget": self.compute_budget,
+            "elapsed": self.elapsed,
         }
 
 
@@ -435,13 +513,15 @@ def make_env(env_id: str, **overrides: Any) -> gym.Env:
 
     ``gym.make`` keeps the ``max_episode_steps`` fixed at registration even when
     ``budget`` or ``update_rate`` is overridden; this sets it to
-    ``budget // update_rate`` of the resulting settings (unless ``max_episode_steps``
-    is given). Works for any id whose entry point is :class:`MetaCurriculumEnv`.
+    ``budget // update_rate`` of the resulting settings, or to none under a
+    ``compute_budget`` (unless ``max_episode_steps`` is given). Works for any id whose
+    entry point is :class:`MetaCurriculumEnv`.
     """
     if "max_episode_steps" not in overrides:
         registered = dict(gym.spec(env_id).kwargs)
         settings = MetaCurriculumConfig.from_overrides(**{**registered, **overrides})
-        overrides["max_episode_steps"] = settings.episode_steps
+        steps = settings.episode_steps  # None under a compute budget: no time limit (-1)
+        overrides["max_episode_steps"] = -1 if steps is None else steps
     return gym.make(env_id, **overrides)
 
 

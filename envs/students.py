@@ -83,7 +83,18 @@ class StudentStep:
 
 
 class CurriculumStudent(Protocol):
-    """What the environment needs of a student."""
+    """What the environment needs of a student.
+
+    Its compute: the env charges each step's meta-steps and measurements (``info``'s
+    ``train_flops`` and ``measure_flops``, and a ``compute_budget`` spends them) with the
+    student's ``compute`` attribute when it has one (an object with ``meta_step(n_way)``,
+    ``measurement(n_way)`` and ``evaluation(n_way)``, the FLOPs of that work on tasks of
+    those numbers of classes, like
+    :class:`~metacurriculum.student.compute.StudentCompute`), else with the compute of the
+    env's meta-learner on the env's network (what an analytic student stands in for,
+    :func:`~metacurriculum.envs.compute.student_compute`). ``compute = None`` reports none
+    (the FLOPs are ``None``, and no compute budget can be set).
+    """
 
     def train(self, omega: float | np.ndarray, meta_steps: int) -> dict[str, Any]:
         """Run ``meta_steps`` meta-training steps on tasks drawn at ``omega`` (a float for a

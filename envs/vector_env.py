@@ -12,6 +12,7 @@ single envs, which steps the students one after another.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -72,7 +73,9 @@ class MetaCurriculumVectorEnv(VectorEnv):
         config: The sub-envs' settings; keyword ``overrides`` replace fields.
         max_episode_steps: Truncate each sub-env's episode after this many steps
             (``gym.make_vec`` passes the registered value, as ``gym.make`` wraps a
-            single env in a ``TimeLimit``); ``None`` leaves it to the budget.
+            single env in a ``TimeLimit``); ``None`` (or ``-1``, as in ``gym.make``)
+            leaves it to the budget. Under a ``compute_budget`` pass ``-1``: a limit
+            may cut a compute-budgeted episode short (a warning says so).
         render_mode: ``None`` or ``"ansi"`` (``render()`` returns one string per sub-env).
         chunk_size: Students per grouped call of the population; ``None`` fits
             them to the device's free memory.
@@ -104,13 +107,16 @@ class MetaCurriculumVectorEnv(VectorEnv):
             raise TypeError(f"num_envs={num_envs!r} must be an int >= 1.")
         if num_envs < 1:
             raise ValueError(f"num_envs={num_envs} must be >= 1: the number of sub-envs.")
+        if max_episode_steps == -1 and not isinstance(max_episode_steps, bool):
+            max_episode_steps = None  # gym.make's "no time limit"
         if max_episode_steps is not None and (
             isinstance(max_episode_steps, bool)
             or not isinstance(max_episode_steps, int)
             or max_episode_steps < 1
         ):
             raise ValueError(
-                f"max_episode_steps={max_episode_steps!r} must be None or an int >= 1."
+                f"max_episode_steps={max_episode_steps!r} must be None, -1 (no limit) or an "
+                "int >= 1."
             )
         self.num_envs = int(num_envs)
         self.envs = [
@@ -120,6 +126,14 @@ class MetaCurriculumVectorEnv(VectorEnv):
         self.config = self.envs[0].config
         self.render_mode = render_mode
         self.max_episode_steps = max_episode_steps
+        if max_episode_steps is not None and self.config.compute_budget is not None:
+            warnings.warn(
+                f"the sub-envs end their episodes on compute_budget="
+                f"{self.config.compute_budget!r}, but max_episode_steps={max_episode_steps} "
+                "(the registered time limit, under gym.make_vec) may cut them short; pass "
+                "max_episode_steps=-1.",
+                stacklevel=2,
+            )
         self.single_observation_space = self.envs[0].observation_space
         self.single_action_space = self.envs[0].action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)

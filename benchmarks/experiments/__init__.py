@@ -15,6 +15,7 @@ the library it measures.
 | :mod:`.report_card` | every teacher on every analytic profile: which wins where |
 | :mod:`.calibrate_analytic` | the fit of the calibrated analytic profile to real runs |
 | :mod:`.sb3_teachers` | SB3 policies trained as teachers, beside the hand-made ones |
+| :mod:`.gpu_session` | the CUDA tests, the population speed table and ``--preset paper`` in 10-minute GPU slices (with :mod:`.gpu_carry`, what travels) |
 
 Run one as ``python -m metacurriculum.benchmarks.experiments.<module> --help``.
 """

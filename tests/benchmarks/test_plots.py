@@ -102,7 +102,7 @@ def test_legends_fit_the_figure_with_long_labels(tiny_config, figures, tmp_path)
             legends += 1
             assert box.x0 >= 0 and box.x1 <= width and box.y0 >= 0 and box.y1 <= height, name
             assert f"{names[0]} (1 seed, 1 diverged, not drawn)" in texts(fig)
-    assert legends == 3  # adaptation, sample efficiency, training losses
+    assert legends == 4  # adaptation, sample efficiency, compute, training losses
 
 
 def test_omega_is_drawn_as_the_teacher_set_it(tiny_config, figures):

@@ -170,7 +170,7 @@ def test_results_md_names_settings_that_differ_between_runs(tmp_path):
     runs += [fake_run("static", s, 1.5 + s / 10, budget=400) for s in range(2)]
     tables.write_results(stats.summarize(runs), runs, tmp_path)
     text = (tmp_path / "results.md").read_text()
-    assert "budget mixed (see below) meta-steps" in text
+    assert "mixed budgets (see below)" in text
     assert "differ in their settings" in text
     assert "- env_settings.budget: 200 (none); 400 (adaptive, static)" in text
     same = [fake_run("none", s, 2.0) for s in range(2)]

@@ -308,7 +308,8 @@ def peak_memory_mib(path: str, order: str, shape: Shape, device: str, steps: int
     else:
         with open("/proc/self/clear_refs", "w") as clear_refs:
             clear_refs.write("5")  # resets VmHWM to the current resident set size
-        baseline = _rss_kib("VmRSS") * 1024
+        # the reset high-water mark, not VmRSS read later: the peak never falls below it
+        baseline = _rss_kib("VmHWM") * 1024
     for _ in range(steps):
         student.meta_step(batch)
     if cuda:

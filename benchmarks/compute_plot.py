@@ -40,23 +40,41 @@ def plot_compute(runs: Sequence[Run], path: str | Path, points: int = 15) -> Pat
         kept_runs = [run for ms in teachers.values() for run in ms if not run.diverged]
         top = max((compute_curve(run)[0][-1] for run in kept_runs), default=1.0)
         grid = np.linspace(0.0, top, 200)
+        # the axis in units of 10^k FLOPs, said in the label (matplotlib's offset text
+        # would sit on the label)
+        exponent = math.floor(math.log10(top)) if top > 0 else 0
+        scale = 10.0**exponent
         steps = max(len(run.steps["meta_step"]) for ms in teachers.values() for run in ms)
         window, every = max(1, steps // points), 25
         for i, (teacher, members) in enumerate(teachers.items()):
             kept = [run for run in members if not run.diverged]
             values = plots._stack([_on_grid(run, grid, window) for run in kept])
+            # a teacher's curve ends where its first run ended: past it the mean and its
+            # band would be over fewer and fewer seeds, a different statistic
+            if values is not None:
+                values[:, np.isnan(values).any(axis=0)] = np.nan
             markevery = (i * every // len(teachers), every)
             plots._band(
-                axes[r, 0], grid, values, plots._label(teacher, members), styles[teacher], markevery
+                axes[r, 0],
+                grid / scale,
+                values,
+                plots._label(teacher, members),
+                styles[teacher],
+                markevery,
             )
         env_rows = [row for row in rows if row.env_id == env_id and row.teacher in teachers]
         budget = env_rows[0].equal_compute if env_rows else math.nan
         note = f" (moving average over {window} env steps)" if window > 1 else ""
         axes[r, 0].set_title(env_id + note, fontsize=10)
-        axes[r, 0].set_xlabel("FLOPs of meta-training (dashed: C, which every run reached)")
+        unit = f" (x 1e{exponent})" if exponent else ""
+        axes[r, 0].set_xlabel(
+            f"FLOPs of meta-training{unit}; dashed: C, which every run reached\n"
+            "(a curve ends where its teacher's first run ended)",
+            fontsize=9,
+        )
         axes[r, 0].set_ylabel(plots.TRAINING_LABELS["target_loss"])
         if math.isfinite(budget):
-            axes[r, 0].axvline(budget, color="grey", ls=(0, (4, 2)), lw=1)
+            axes[r, 0].axvline(budget / scale, color="grey", ls=(0, (4, 2)), lw=1)
             env_rows.sort(
                 key=lambda row: plots._nan_last(row.metrics["target_at_compute"].mean.value)
             )

@@ -157,10 +157,12 @@ def test_train_teacher_checks_its_output_and_env_before_training(tmp_path, monke
 
 
 def test_the_reduced_presets_time_is_the_measured_one():
-    """``metacurriculum presets`` quotes the wall and CPU time the README measured."""
+    """``metacurriculum presets`` quotes the runs and wall time the README measured."""
     readme = (ROOT / "README.md").read_text()
-    wall, cpu = re.search(
-        r"24 runs in (\d+) min \d+ s of wall time.*?\((\d+) min of CPU time", readme, re.S
+    runs, minutes, seconds = re.search(
+        r"(\d+) runs in (\d+) min (\d+) s of wall time on 2 free cores", readme
     ).groups()
-    description = PRESETS["reduced"].description
-    assert f"{wall} min on 2 shared CPU cores ({cpu} min of CPU time)" in description
+    preset = PRESETS["reduced"]
+    assert int(runs) == len(preset.seeds) * len(preset.teachers)
+    wall = round(int(minutes) + int(seconds) / 60)
+    assert f"{runs} runs in {wall} min on 2 free CPU cores" in preset.description

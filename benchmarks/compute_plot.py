@@ -90,7 +90,7 @@ def plot_compute(runs: Sequence[Run], path: str | Path, points: int = 15) -> Pat
         axes[r, 1].set_title("mean with its 95% t-interval, each seed a circle", fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     bottom = plots._legend(fig, handles, labels) + 0.01 if labels else 0.0
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.tight_layout(rect=(0, bottom, 1, plots._top(fig)))
     return plots._save(fig, Path(path))
 
 

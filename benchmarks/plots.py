@@ -161,12 +161,18 @@ def _legend(fig: Any, handles: list[Any], labels: list[str]) -> float:
     return legend.get_window_extent(renderer).height / fig.bbox.height
 
 
+def _top(fig: Any) -> float:
+    """The top of the panels' area as a fraction of the figure: room for the suptitle
+    (tight_layout leaves it none on tall figures, whose first titles it overlapped)."""
+    return 1.0 - 0.4 / fig.get_figheight()
+
+
 def _finish(fig: Any, axes: np.ndarray, path: Path) -> Path:
     """Lay out ``fig`` with the legend of its last panel of the first row (if any) below the
     panels, so that no curve hides behind it, and write it atomically as PNG."""
     handles, labels = axes[0, -1].get_legend_handles_labels()
     bottom = _legend(fig, handles, labels) + 0.01 if labels else 0.0
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.tight_layout(rect=(0, bottom, 1, _top(fig)))
     return _save(fig, path)
 
 
@@ -452,7 +458,7 @@ def plot_sample_efficiency(runs: Sequence[Run], path: str | Path, points: int = 
         axes[r, 1].set_title("mean target loss over training, 95% t-interval", fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     bottom = _legend(fig, handles, labels) + 0.01 if labels else 0.0
-    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.tight_layout(rect=(0, bottom, 1, _top(fig)))
     return _save(fig, Path(path))
 
 

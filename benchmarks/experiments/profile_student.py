@@ -140,6 +140,20 @@ def reduced_workload(steps: int) -> Callable[[], None]:
     return run
 
 
+def other_ops(profile: Any, top: int) -> dict[str, float]:
+    """Self CPU seconds of the ``top`` largest ops counted as "other ops" (with their calls
+    in the name), and the rest of them together."""
+    rows = [
+        (event.self_cpu_time_total / 1e6, event.count, event.key)
+        for event in profile.key_averages()
+        if not any(fragment in event.key for fragment, _ in KINDS)
+    ]
+    rows.sort(reverse=True)
+    seconds = {f"{key} ({count} calls)": value for value, count, key in rows[:top]}
+    seconds["the rest"] = sum(value for value, _, _ in rows[top:])
+    return seconds
+
+
 def table(title: str, seconds: dict[str, float]) -> str:
     """A markdown table of seconds and shares, largest first."""
     total = sum(seconds.values())
@@ -156,6 +170,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--order", choices=("second", "first"), default="second")
     parser.add_argument("--steps", type=int, default=10, help="env steps of 'reduced'")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--top", type=int, default=0, help="also list the N largest of the 'other ops'"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     phases = Phases()
@@ -177,7 +194,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     print(table("phase", timed))
     print()
     print(table("ops (self CPU)", kinds))
-    return {"phases": timed, "ops": kinds}
+    result = {"phases": timed, "ops": kinds}
+    if args.top > 0:
+        result["other ops"] = other_ops(profile, args.top)
+        print()
+        print(table("other ops (self CPU)", result["other ops"]))
+    return result
 
 
 if __name__ == "__main__":

@@ -317,7 +317,9 @@ def peak_memory_mib(path: str, order: str, shape: Shape, device: str, steps: int
         peak = torch.cuda.max_memory_allocated(device)
     else:
         peak = _rss_kib("VmHWM") * 1024
-    return (peak - baseline) / 2**20
+    # The kernel's resident-set counters are approximate (cached per thread, folded in
+    # batches), so a growth below their error can read a few KiB below zero: none is none.
+    return max(0.0, (peak - baseline) / 2**20)
 
 
 def peak_memory_in_subprocess(

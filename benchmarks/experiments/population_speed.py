@@ -43,6 +43,7 @@ from metacurriculum.benchmarks.experiments.student_speed import (
     ORDERS,
     SMALL,
     Shape,
+    peak_growth_mib,
     synthetic_batch,
     write_results,
 )
@@ -145,34 +146,10 @@ def seconds_per_step(
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}; CPU memory needs Linux.")
-
-
 def peak_memory_mib(shape: Shape, order: str, device: str, size: int, path: str) -> float:
     """Peak memory growth of the first step(s) of a run, from just before them."""
     run = build(shape, order, device, size, path)
-    cuda = device.startswith("cuda")
-    if cuda:
-        _sync(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        baseline = torch.cuda.memory_allocated(device)
-    else:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")  # resets VmHWM to the current resident set size
-        baseline = _rss_kib("VmRSS") * 1024
-    for _ in range(2 if cuda else 1):
-        run.step()
-    if cuda:
-        _sync(device)
-        peak = torch.cuda.max_memory_allocated(device)
-    else:
-        peak = _rss_kib("VmHWM") * 1024
-    return (peak - baseline) / 2**20
+    return peak_growth_mib(run.step, device, 2 if device.startswith("cuda") else 1)
 
 
 def peak_memory_in_subprocess(

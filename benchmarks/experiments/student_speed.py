@@ -42,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -292,14 +293,10 @@ def _rss_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}; CPU memory needs Linux.")
 
 
-def peak_memory_mib(path: str, order: str, shape: Shape, device: str, steps: int) -> float:
-    """Peak memory growth over ``steps`` meta-steps, from just before the first one.
-
-    On the CPU this is only meaningful in a fresh process (see
-    :func:`peak_memory_in_subprocess`).
-    """
-    student = build(path, order, shape, device)
-    batch = synthetic_batch(shape, torch.device(device))
+def peak_growth_mib(work: Callable[[], object], device: str, repeats: int = 1) -> float:
+    """Peak memory growth over ``repeats`` calls of ``work``, from just before the first:
+    CUDA's allocator peak, or on the CPU the resident set's high-water mark (Linux
+    ``/proc/self/clear_refs``; only meaningful in a fresh process)."""
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize(device)
@@ -310,8 +307,8 @@ def peak_memory_mib(path: str, order: str, shape: Shape, device: str, steps: int
             clear_refs.write("5")  # resets VmHWM to the current resident set size
         # the reset high-water mark, not VmRSS read later: the peak never falls below it
         baseline = _rss_kib("VmHWM") * 1024
-    for _ in range(steps):
-        student.meta_step(batch)
+    for _ in range(repeats):
+        work()
     if cuda:
         torch.cuda.synchronize(device)
         peak = torch.cuda.max_memory_allocated(device)
@@ -320,6 +317,17 @@ def peak_memory_mib(path: str, order: str, shape: Shape, device: str, steps: int
     # The kernel's resident-set counters are approximate (cached per thread, folded in
     # batches), so a growth below their error can read a few KiB below zero: none is none.
     return max(0.0, (peak - baseline) / 2**20)
+
+
+def peak_memory_mib(path: str, order: str, shape: Shape, device: str, steps: int) -> float:
+    """Peak memory growth over ``steps`` meta-steps, from just before the first one.
+
+    On the CPU this is only meaningful in a fresh process (see
+    :func:`peak_memory_in_subprocess`).
+    """
+    student = build(path, order, shape, device)
+    batch = synthetic_batch(shape, torch.device(device))
+    return peak_growth_mib(lambda: student.meta_step(batch), device, steps)
 
 
 def peak_memory_in_subprocess(

@@ -125,8 +125,8 @@ class Ops:
             is wrong); else ``torch.autograd`` and ``F.batch_norm`` where nothing is padded.
         channels_last: Activations laid out channels-last (the CPU's fast layout).
         twice: What is computed will be differentiated twice (the inner steps of a
-            second-order learner): batch norm from primitive ops, whose double backward
-            is fast (see :func:`~metacurriculum.student.network.batch_norm`).
+            second-order learner): batch norm whose double backward is fast (see
+            :func:`~metacurriculum.student.network.batch_norm`).
     """
 
     eps: float

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from metacurriculum.student.batchnorm import rows_batch_norm
 from metacurriculum.student.config import StudentConfig, feature_size
 from metacurriculum.student.settings import INITS
 
@@ -126,9 +127,11 @@ def batch_norm(
             inner steps of second-order MAML) its double backward is slow on
             channels-last tensors (its reductions over ``N, H, W``), and under
             ``torch.func.vmap`` it is wrong (functorch issue #534: about 0.2% off in
-            float64 with torch 2.14). ``False`` computes it from primitive ops: on a
-            channels-last ``h`` as a ``[N*H*W, T*C]`` matrix, whose column reductions
-            and their derivatives are fast.
+            float64 with torch 2.14). ``False`` computes it, on a channels-last ``h``,
+            as :func:`~metacurriculum.student.batchnorm.rows_batch_norm` of the
+            ``[N*H*W, T*C]`` matrix it is (column reductions, and first and second
+            derivatives written by hand in a few fused passes); otherwise from
+            primitive ops.
 
     Returns:
         The normalised activations, shaped (and laid out) like ``h``.
@@ -140,10 +143,7 @@ def batch_norm(
     if mask is None and h.is_contiguous(memory_format=torch.channels_last):
         n, channels, height, width = h.shape
         rows = h.permute(0, 2, 3, 1).reshape(-1, channels)  # a view: NHWC is rows x channels
-        mean = rows.mean(dim=0)
-        centred = rows - mean
-        var = centred.square().mean(dim=0)
-        out = centred * (weight.reshape(-1) * torch.rsqrt(var + eps)) + bias.reshape(-1)
+        out = rows_batch_norm(rows, weight.reshape(-1), bias.reshape(-1), eps)
         return out.view(n, height, width, channels).permute(0, 3, 1, 2)
     tasks, channels = weight.shape
     x = h.view(h.shape[0], tasks, channels, *h.shape[2:])

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 
 def rows_batch_norm(rows: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
@@ -105,4 +106,59 @@ class _BatchNormBackward(torch.autograd.Function):
         return grad_g, grad_x, grad_w, None, None
 
 
-__all__ = ["rows_batch_norm"]
+def batch_norm_max_pool(h: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+    """Batch norm (the batch's own statistics) then 2x2 max-pooling, keeping less for backward.
+
+    The same kernels as ``F.max_pool2d(F.batch_norm(h, ...), 2)`` and the same numbers,
+    but the full-size normalised tensor is not kept for the backward pass: pooling's
+    backward needs only its indices (and the input's shape, which ``h`` has), batch
+    norm's the input ``h`` and its statistics. At 300 images of 64 channels at 28x28
+    that is 60 MB less per task while its graph is alive. Differentiable once (the
+    paths that differentiate batch norm twice use :func:`rows_batch_norm`).
+
+    Args:
+        h: ``[N, C, H, W]`` activations.
+        weight: ``[C]`` affine scales.
+        bias: ``[C]`` affine shifts.
+        eps: Added to the biased variance.
+
+    Returns:
+        ``[N, C, H // 2, W // 2]``.
+    """
+    return _BatchNormMaxPool.apply(h, weight, bias, eps)
+
+
+class _BatchNormMaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, h: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+        normed, mean, invstd = torch.native_batch_norm(h, weight, bias, None, None, True, 0.0, eps)
+        pooled, indices = torch.ops.aten.max_pool2d_with_indices(normed, [2, 2], [2, 2])
+        ctx.eps = eps
+        ctx.save_for_backward(h, weight, mean, invstd, indices)
+        return pooled
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        h, weight, mean, invstd, indices = ctx.saved_tensors
+        # pooling's backward reads only the input's shape and layout: h has the normalised
+        # tensor's
+        grad_normed = torch.ops.aten.max_pool2d_with_indices_backward(
+            grad, h, [2, 2], [2, 2], [0, 0], [1, 1], False, indices
+        )
+        dh, dw, db = torch.ops.aten.native_batch_norm_backward(
+            grad_normed,
+            h,
+            weight,
+            None,
+            None,
+            mean,
+            invstd,
+            True,
+            ctx.eps,
+            list(ctx.needs_input_grad[:3]),
+        )
+        return dh, dw, db, None
+
+
+__all__ = ["batch_norm_max_pool", "rows_batch_norm"]

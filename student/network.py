@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from metacurriculum.student.batchnorm import rows_batch_norm
+from metacurriculum.student.batchnorm import batch_norm_max_pool, rows_batch_norm
 from metacurriculum.student.config import StudentConfig, feature_size
 from metacurriculum.student.settings import INITS
 
@@ -202,10 +202,13 @@ def features(
             weight = weight.flatten(0, 1).contiguous(memory_format=layout)
             h = F.conv2d(h, weight, padding=1, groups=tasks)
         scale, shift = params[f"block{i}.bn.weight"], params[f"block{i}.bn.bias"]
-        h = batch_norm(h, scale, shift, eps, mask, fused)
         # max-pool, then ReLU: the same values (ReLU is monotone, so it commutes with the
         # max) and the same gradients, for a quarter of ReLU's work.
-        h = F.relu(F.max_pool2d(h, 2))
+        if fused and mask is None and channels_last:
+            h = batch_norm_max_pool(h, scale.reshape(-1), shift.reshape(-1), eps)
+        else:
+            h = F.max_pool2d(batch_norm(h, scale, shift, eps, mask, fused), 2)
+        h = F.relu(h)
     return h.reshape(examples, tasks, -1).transpose(0, 1)
 
 

@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.autograd import gradcheck, gradgradcheck
 
 from metacurriculum.student import network
-from metacurriculum.student.batchnorm import rows_batch_norm
+from metacurriculum.student.batchnorm import batch_norm_max_pool, rows_batch_norm
 
 EPS = 1e-5
 
@@ -93,3 +94,61 @@ def test_network_twice_path_uses_it_on_channels_last_activations():
         strict=True,
     ):
         torch.testing.assert_close(mine, reference, rtol=1e-10, atol=1e-12)
+
+
+def _pool_inputs(shape, dtype):
+    generator = torch.Generator().manual_seed(2)
+    h = torch.randn(*shape, dtype=dtype, generator=generator) * 2 + 1
+    h = h.contiguous(memory_format=torch.channels_last).requires_grad_()
+    weight = torch.randn(shape[1], dtype=dtype, generator=generator, requires_grad=True)
+    bias = torch.randn(shape[1], dtype=dtype, generator=generator, requires_grad=True)
+    return h, weight, bias
+
+
+def _unfused(h, weight, bias):
+    return F.max_pool2d(F.batch_norm(h, None, None, weight, bias, training=True, eps=EPS), 2)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 8, 8), (4, 3, 7, 7)], ids=["even", "odd"])
+def test_batch_norm_max_pool_gives_the_unfused_ops_bits(shape):
+    h, weight, bias = _pool_inputs(shape, torch.float32)
+    ours = batch_norm_max_pool(h, weight, bias, EPS)
+    theirs = _unfused(h, weight, bias)
+    assert torch.equal(ours, theirs)
+    grad = torch.randn_like(ours)
+    for mine, reference in zip(
+        torch.autograd.grad(ours, (h, weight, bias), grad),
+        torch.autograd.grad(theirs, (h, weight, bias), grad),
+        strict=True,
+    ):
+        assert torch.equal(mine, reference)
+
+
+def test_batch_norm_max_pool_gradcheck_and_refuses_a_second_derivative():
+    h, weight, bias = _pool_inputs((5, 2, 4, 4), torch.float64)
+    assert gradcheck(lambda x, w, b: batch_norm_max_pool(x, w, b, EPS), (h, weight, bias))
+    out = batch_norm_max_pool(h, weight, bias, EPS)
+    (dh,) = torch.autograd.grad(out.square().sum(), h, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"once_differentiable|not have been used"):
+        torch.autograd.grad(dh.sum(), h)
+
+
+def _saved_bytes(fn, *args):
+    total = 0
+
+    def pack(tensor):
+        nonlocal total
+        total += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(*args)
+    return total
+
+
+def test_batch_norm_max_pool_keeps_less_for_backward():
+    """The normalised, full-size tensor is not saved: a full activation less per layer."""
+    h, weight, bias = _pool_inputs((8, 4, 8, 8), torch.float32)
+    ours = _saved_bytes(lambda *a: batch_norm_max_pool(*a, EPS), h, weight, bias)
+    theirs = _saved_bytes(_unfused, h, weight, bias)
+    assert theirs - ours >= h.numel() * h.element_size()

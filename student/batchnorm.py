@@ -23,6 +23,9 @@ The tests hold both derivatives to autograd's of the primitive form in float64
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -131,8 +134,21 @@ def batch_norm_max_pool(h: Tensor, weight: Tensor, bias: Tensor, eps: float) -> 
 class _BatchNormMaxPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, h: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
-        normed, mean, invstd = torch.native_batch_norm(h, weight, bias, None, None, True, 0.0, eps)
-        pooled, indices = torch.ops.aten.max_pool2d_with_indices(normed, [2, 2], [2, 2])
+        with _WORKSPACE.like(h) as normed:
+            normed, mean, invstd = torch.ops.aten.native_batch_norm.out(
+                h,
+                weight,
+                bias,
+                None,
+                None,
+                True,
+                0.0,
+                eps,
+                out=normed,
+                save_mean=h.new_empty(0),
+                save_invstd=h.new_empty(0),
+            )
+            pooled, indices = torch.ops.aten.max_pool2d_with_indices(normed, [2, 2], [2, 2])
         ctx.eps = eps
         ctx.save_for_backward(h, weight, mean, invstd, indices)
         return pooled
@@ -143,22 +159,76 @@ class _BatchNormMaxPool(torch.autograd.Function):
         h, weight, mean, invstd, indices = ctx.saved_tensors
         # pooling's backward reads only the input's shape and layout: h has the normalised
         # tensor's
-        grad_normed = torch.ops.aten.max_pool2d_with_indices_backward(
-            grad, h, [2, 2], [2, 2], [0, 0], [1, 1], False, indices
-        )
-        dh, dw, db = torch.ops.aten.native_batch_norm_backward(
-            grad_normed,
-            h,
-            weight,
-            None,
-            None,
-            mean,
-            invstd,
-            True,
-            ctx.eps,
-            list(ctx.needs_input_grad[:3]),
-        )
+        with _WORKSPACE.like(h) as grad_normed:
+            torch.ops.aten.max_pool2d_with_indices_backward.grad_input(
+                grad, h, [2, 2], [2, 2], [0, 0], [1, 1], False, indices, grad_input=grad_normed
+            )
+            dh, dw, db = torch.ops.aten.native_batch_norm_backward(
+                grad_normed,
+                h,
+                weight,
+                None,
+                None,
+                mean,
+                invstd,
+                True,
+                ctx.eps,
+                list(ctx.needs_input_grad[:3]),
+            )
         return dh, dw, db, None
+
+
+class _Workspace:
+    """Flat CPU buffers lent to one op at a time for a large temporary, and taken back.
+
+    A fresh tensor of tens of MB costs more in page faults than the op that fills it:
+    glibc serves allocations over 32 MB by ``mmap`` and returns them on free, so each
+    is faulted in anew (measured on this 2-core machine: a 60 MB batch norm takes 49 ms
+    into a fresh tensor, 14 ms into a reused one). A temporary that never leaves its op
+    (the normalised tensor before pooling, the gradient between pooling's and batch
+    norm's backward) is written into a lent buffer instead. Buffers are kept for reuse:
+    at most as many as ever were lent at once (one per task thread), each as large as
+    the largest temporary asked for. Thread-safe; other devices get fresh tensors.
+    """
+
+    #: Temporaries smaller than this are allocated as usual (the heap serves them warm).
+    MIN_BYTES = 1 << 20
+
+    def __init__(self) -> None:
+        self._free: list[Tensor] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def like(self, tensor: Tensor) -> Iterator[Tensor]:
+        """An uninitialised tensor with ``tensor``'s shape, strides, dtype and device."""
+        span = 1 + sum(
+            (size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride(), strict=True)
+        )
+        if tensor.device.type != "cpu" or span * tensor.element_size() < self.MIN_BYTES:
+            yield torch.empty_strided(
+                tensor.shape, tensor.stride(), dtype=tensor.dtype, device=tensor.device
+            )
+            return
+        nbytes = span * tensor.element_size()
+        with self._lock:  # by index: a list's remove() would compare tensors with ==
+            fits = [i for i, b in enumerate(self._free) if b.numel() >= nbytes]
+            if fits:
+                buffer = self._free.pop(min(fits, key=lambda i: self._free[i].numel()))
+            else:  # grow: give up the largest free buffer, too small, if any
+                if self._free:
+                    self._free.pop(max(range(len(self._free)), key=lambda i: self._free[i].numel()))
+                buffer = None
+        if buffer is None:
+            buffer = torch.empty(nbytes, dtype=torch.uint8)
+        try:
+            flat = buffer[:nbytes].view(tensor.dtype)
+            yield flat.as_strided(tensor.shape, tensor.stride())
+        finally:
+            with self._lock:
+                self._free.append(buffer)
+
+
+_WORKSPACE = _Workspace()
 
 
 __all__ = ["batch_norm_max_pool", "rows_batch_norm"]

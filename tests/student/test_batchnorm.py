@@ -152,3 +152,36 @@ def test_batch_norm_max_pool_keeps_less_for_backward():
     ours = _saved_bytes(lambda *a: batch_norm_max_pool(*a, EPS), h, weight, bias)
     theirs = _saved_bytes(_unfused, h, weight, bias)
     assert theirs - ours >= h.numel() * h.element_size()
+
+
+def test_batch_norm_max_pool_in_concurrent_threads_reuses_buffers_safely():
+    """Large temporaries come from a shared workspace: tasks in two threads at once still get
+    the unfused ops' bits, and the workspace keeps no more buffers than were lent at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from metacurriculum.student.batchnorm import _Workspace
+
+    workspace = _Workspace()
+    shapes = [(16, 16, 32, 32), (24, 16, 32, 32), (16, 16, 32, 32)]  # >= 1 MiB: lent buffers
+
+    def task(i):
+        h, weight, bias = _pool_inputs(shapes[i % len(shapes)], torch.float32)
+        h = (h.detach() * (1 + i)).requires_grad_()
+        ours = batch_norm_max_pool(h, weight, bias, EPS)
+        grads = torch.autograd.grad(ours, (h, weight, bias), torch.ones_like(ours))
+        theirs = _unfused(h, weight, bias)
+        expected = torch.autograd.grad(theirs, (h, weight, bias), torch.ones_like(theirs))
+        same = torch.equal(ours, theirs)
+        return same and all(torch.equal(a, b) for a, b in zip(grads, expected, strict=True))
+
+    import metacurriculum.student.batchnorm as module
+
+    original, module._WORKSPACE = module._WORKSPACE, workspace
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            assert all(pool.map(task, range(12)))
+    finally:
+        module._WORKSPACE = original
+    assert 1 <= len(workspace._free) <= 2
+    largest = 24 * 16 * 32 * 32 * 4
+    assert all(buffer.numel() <= largest for buffer in workspace._free)

@@ -127,12 +127,14 @@ class Ops:
         twice: What is computed will be differentiated twice (the inner steps of a
             second-order learner): batch norm whose double backward is fast (see
             :func:`~metacurriculum.student.network.batch_norm`).
+        task_threads: The loop path runs its tasks in threads (see :func:`map_tasks`).
     """
 
     eps: float
     functional: bool = False
     channels_last: bool = False
     twice: bool = False
+    task_threads: bool = True
 
     def differentiated_twice(self, twice: bool = True) -> Ops:
         """These ops for a computation that is (or is not) differentiated twice."""
@@ -190,7 +192,9 @@ class Ops:
         return value.detach(), dict(zip(inputs, grads, strict=True))
 
 
-def map_tasks(task: Callable[[int], T], count: int, device: torch.device) -> list[T]:
+def map_tasks(
+    task: Callable[[int], T], count: int, device: torch.device, parallel: bool = True
+) -> list[T]:
     """``[task(0), ..., task(count - 1)]``, the tasks spread over torch's CPU threads.
 
     With ``torch.get_num_threads() == k > 1`` (on the CPU), ``k`` Python threads compute
@@ -199,10 +203,12 @@ def map_tasks(task: Callable[[int], T], count: int, device: torch.device) -> lis
     back in task order, so a meta-step gives the same bits whatever the thread count.
     Tasks are independent and large (a task is many ops of milliseconds, during which
     torch releases the GIL), which one intra-op pool over small ops is not: measured in
-    ``benchmarks/experiments/student_speed.py``. On CUDA the tasks run in order.
+    ``benchmarks/experiments/student_speed.py``. On CUDA, or with ``parallel=False``
+    (:attr:`~metacurriculum.student.StudentConfig.task_threads`), the tasks run in
+    order, each with all of torch's threads.
     """
     threads = torch.get_num_threads()
-    if threads <= 1 or count <= 1 or device.type != "cpu":
+    if not parallel or threads <= 1 or count <= 1 or device.type != "cpu":
         return [task(i) for i in range(count)]
     torch.set_num_threads(1)
     try:
@@ -248,7 +254,7 @@ def loop_meta_gradient(
         )
         return grads, task_stats
 
-    results = map_tasks(task, tasks, next(iter(params.values())).device)
+    results = map_tasks(task, tasks, next(iter(params.values())).device, ops.task_threads)
     total = {name: torch.zeros_like(p) for name, p in params.items()}
     for grads, _ in results:  # in task order, so the sum is the same for any thread count
         for acc, g in zip(total.values(), grads, strict=True):
@@ -333,6 +339,7 @@ def loop_curves(
         lambda i: learner.curves(params, Tasks.exact(batch, i), ops, steps, final_only),
         batch.num_tasks,
         batch.support_x.device,
+        ops.task_threads,
     )
     return torch.cat([c[0] for c in curves]), torch.cat([c[1] for c in curves])
 

@@ -61,8 +61,8 @@ class StudentConfig:
             Omniglot net has 4; the paper's text says 3.
         meta_lr: Learning rate of the Adam meta-optimiser (beta; Table I: 0.001), the
             outer optimiser of every learner.
-        batching: How the tasks of a meta-batch run: ``"loop"`` (one task at a
-            time on exact shapes, least memory), ``"vmap"`` (all tasks in one
+        batching: How the tasks of a meta-batch run: ``"loop"`` (each task on its
+            exact shapes, on the CPU in task threads: see ``task_threads``; least memory), ``"vmap"`` (all tasks in one
             ``torch.func.vmap`` call on the padded batch), ``"grouped"`` (all
             tasks in one call of plain ops, tasks folded into grouped convs) or
             ``"auto"``: the loop on the CPU, grouped on CUDA, the fastest on each.
@@ -86,6 +86,14 @@ class StudentConfig:
             CPU, oneDNN's convolutions and max-pooling run several times faster),
             ``"contiguous"`` (NCHW) or ``"auto"``: channels-last on the CPU, NCHW on CUDA
             (not measured there). Values agree up to rounding.
+        task_threads: On the CPU's loop path with ``k > 1`` torch threads, run ``k``
+            tasks at once, one thread each (``True``: the fastest; ``k`` tasks' graphs
+            are in memory at once, and a task's numbers do not depend on ``k``), or one
+            task at a time with the ``k`` threads inside its ops (``False``: one graph
+            in memory, rounding that depends on ``k``). Measured at the 20-way second
+            order on 2 threads (``python -m
+            metacurriculum.benchmarks.experiments.task_threads``): ``False`` peaks at
+            about half the memory for about 0.9x the speed.
     """
 
     n_max: int
@@ -102,6 +110,7 @@ class StudentConfig:
     learner: str = "maml"
     learner_kwargs: Mapping[str, Any] = field(default_factory=dict)
     memory_format: str = "auto"
+    task_threads: bool = True
 
     def __post_init__(self) -> None:
         for name, low in (("n_max", 1), ("in_channels", 1), ("hidden", 1), ("depth", 1)):
@@ -116,6 +125,10 @@ class StudentConfig:
             value = getattr(self, name)
             if value not in known:
                 raise ValueError(f"StudentConfig.{name}={value!r} is unknown; use one of {known}.")
+        if not isinstance(self.task_threads, bool):
+            raise TypeError(
+                f"StudentConfig.task_threads must be True or False, got {self.task_threads!r}."
+            )
         if isinstance(self.bn_eps, bool) or not isinstance(self.bn_eps, (int, float)):
             raise TypeError(f"StudentConfig.bn_eps must be a float, got {self.bn_eps!r}.")
         if not (math.isfinite(self.bn_eps) and self.bn_eps > 0):

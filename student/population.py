@@ -238,7 +238,9 @@ class Population:
         #: Whether grouped calls merge rows (on CUDA); on the CPU each row is grouped alone,
         #: computing the very bits it would alone.
         self.merge_rows = self.device.type != "cpu"
-        self.ops = Ops(config.bn_eps, channels_last=config.channels_last)
+        self.ops = Ops(
+            config.bn_eps, channels_last=config.channels_last, task_threads=config.task_threads
+        )
         self._chunk_cap: int | None = None
         self._rows = [self._fresh(seed) for seed in seeds]
 

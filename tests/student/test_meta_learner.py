@@ -265,3 +265,11 @@ def test_the_loop_gives_the_same_bits_on_any_number_of_threads(make_batch, make_
         assert metrics == runs[0][0]
         np.testing.assert_array_equal(curves, runs[0][1])
         assert all(torch.equal(params[k], runs[0][2][k]) for k in params)
+
+
+def test_task_threads_setting_is_a_bool():
+    from metacurriculum.student import StudentConfig
+
+    assert StudentConfig(n_max=5).task_threads is True
+    with pytest.raises(TypeError, match="task_threads must be True or False"):
+        StudentConfig(n_max=5, task_threads="no")

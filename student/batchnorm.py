@@ -19,6 +19,11 @@ projection ``P v = v - mean(v) - xh mean(v xh)`` (symmetric, ``P xh = 0``):
 
 The tests hold both derivatives to autograd's of the primitive form in float64
 (``gradcheck`` and ``gradgradcheck`` too).
+
+Where batch norm is differentiated only once (the query pass, first-order learners,
+evaluation), :func:`batch_norm_max_pool` runs torch's own kernels for batch norm and
+the max-pool after it as one autograd node, keeping less for the backward and writing
+its large temporaries into reused buffers (:class:`_Workspace`).
 """
 
 from __future__ import annotations
@@ -44,8 +49,8 @@ def rows_batch_norm(rows: Tensor, weight: Tensor, bias: Tensor, eps: float) -> T
         eps: Added to the biased variance.
 
     Returns:
-        ``[M, C]``: ``(rows - mean) * (weight * rsqrt(var + eps)) + bias``, the same bits
-        as those primitive ops up to rounding, differentiable twice by the closed forms of the module.
+        ``[M, C]``: ``(rows - mean) * rsqrt(var + eps) * weight + bias`` (the primitive
+        form's values up to rounding), differentiable twice by the module's closed forms.
     """
     return _BatchNorm.apply(rows, weight, bias, eps)
 
